@@ -1,0 +1,1 @@
+"""The jobs domain: the model, the DynamoDB store and the job engine shared by every Lambda."""

@@ -1,0 +1,357 @@
+"""The only module that talks to DynamoDB.
+
+It serializes values, runs requests, and turns botocore errors into domain exceptions:
+a failed condition carries the item as it was (``ReturnValuesOnConditionCheckFailure=
+ALL_OLD``), so callers tell ``lease_lost`` from ``not_found`` without a second read.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import os
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from decimal import Decimal
+from typing import TYPE_CHECKING, Any
+
+from boto3.dynamodb.types import TypeDeserializer, TypeSerializer
+from botocore.config import Config
+from botocore.exceptions import ClientError
+
+from .errors import InvalidRequest, ServiceUnavailable, Throttled
+
+if TYPE_CHECKING:
+    from mypy_boto3_dynamodb import DynamoDBClient
+
+Item = dict[str, Any]
+Key = dict[str, str]
+
+# Index names, as declared in template.yaml.
+QUEUE_INDEX = "queue-visible"
+OWNER_INDEX = "owner-created"
+TYPE_INDEX = "type-created"
+REF_INDEX = "ref-created"
+ALL_INDEX = "all-created"
+
+_THROTTLE_CODES = frozenset({"ProvisionedThroughputExceededException", "ThrottlingException", "RequestLimitExceeded"})
+_TRANSIENT_CODES = frozenset({"InternalServerError", "ServiceUnavailable", "TransactionInProgressException"})
+
+_serializer = TypeSerializer()
+_deserializer = TypeDeserializer()
+
+
+def make_client(endpoint_url: str | None = None) -> DynamoDBClient:
+    """A DynamoDB client with bounded timeouts and botocore's standard retries."""
+    import boto3
+
+    config = Config(
+        retries={"mode": "standard", "max_attempts": 4},
+        connect_timeout=2,
+        read_timeout=5,
+        tcp_keepalive=True,
+    )
+    return boto3.client(
+        "dynamodb",
+        endpoint_url=endpoint_url or os.environ.get("JOBS_DYNAMODB_ENDPOINT") or None,
+        config=config,
+    )
+
+
+def _plain(value: Any) -> Any:
+    if isinstance(value, Decimal):
+        return int(value) if value == value.to_integral_value() else float(value)
+    if isinstance(value, list):
+        return [_plain(v) for v in value]
+    if isinstance(value, dict):
+        return {k: _plain(v) for k, v in value.items()}
+    if isinstance(value, set):
+        return {_plain(v) for v in value}
+    return value
+
+
+def serialize(item: Item) -> dict[str, Any]:
+    return {k: _serializer.serialize(v) for k, v in item.items()}
+
+
+def deserialize(raw: dict[str, Any]) -> Item:
+    return {k: _plain(_deserializer.deserialize(v)) for k, v in raw.items()}
+
+
+class ConditionFailed(Exception):
+    """A conditional write did not apply; ``item`` is the item as it was, or None."""
+
+    def __init__(self, item: Item | None) -> None:
+        super().__init__("condition failed")
+        self.item = item
+
+
+@dataclass
+class CancelReason:
+    code: str
+    item: Item | None
+
+
+class TransactionCanceled(Exception):
+    """A transaction did not apply; one reason per operation, in order."""
+
+    def __init__(self, reasons: list[CancelReason]) -> None:
+        super().__init__(", ".join(r.code for r in reasons))
+        self.reasons = reasons
+
+
+@dataclass
+class Expr:
+    """Placeholders for one request's expressions: ``e.n("state")`` -> ``#state``."""
+
+    names: dict[str, str] = field(default_factory=dict)
+    values: dict[str, Any] = field(default_factory=dict)
+
+    def n(self, name: str) -> str:
+        placeholder = "#" + name.replace("-", "_")
+        self.names[placeholder] = name
+        return placeholder
+
+    def v(self, value: Any) -> str:
+        placeholder = f":v{len(self.values)}"
+        self.values[placeholder] = value
+        return placeholder
+
+
+@dataclass
+class Write:
+    """One write of a transaction (or on its own)."""
+
+    kind: str  # put | update | delete | check
+    key: Key | None = None
+    item: Item | None = None
+    update: str | None = None
+    condition: str | None = None
+    expr: Expr | None = None
+
+
+def _expression_args(expr: Expr | None) -> dict[str, Any]:
+    args: dict[str, Any] = {}
+    if expr is None:
+        return args
+    if expr.names:
+        args["ExpressionAttributeNames"] = dict(expr.names)
+    if expr.values:
+        args["ExpressionAttributeValues"] = serialize(expr.values)
+    return args
+
+
+def encode_cursor(index: str, last_key: Item) -> str:
+    payload = json.dumps({"i": index, "k": last_key}, separators=(",", ":"))
+    return base64.urlsafe_b64encode(payload.encode()).decode().rstrip("=")
+
+
+def decode_cursor(index: str, cursor: str) -> Item:
+    """The start key of the next page; a cursor of another listing is refused."""
+    try:
+        padded = cursor + "=" * (-len(cursor) % 4)
+        payload = json.loads(base64.urlsafe_b64decode(padded.encode()))
+        if not isinstance(payload, dict) or payload.get("i") != index or not isinstance(payload.get("k"), dict):
+            raise ValueError("cursor of another listing")
+        key: Item = payload["k"]
+        if not all(isinstance(k, str) and isinstance(v, (str, int)) for k, v in key.items()):
+            raise ValueError("bad key")
+        return key
+    except (ValueError, TypeError) as exc:
+        raise InvalidRequest.fields({"cursor": "not a cursor of this listing"}) from exc
+
+
+class JobStore:
+    """Data access for the jobs table."""
+
+    def __init__(self, client: DynamoDBClient, table_name: str) -> None:
+        self.client = client
+        self.table = table_name
+
+    # -- errors ---------------------------------------------------------------------------
+    def _raise_for(self, error: ClientError) -> None:
+        code = error.response.get("Error", {}).get("Code", "")
+        if code in _THROTTLE_CODES:
+            raise Throttled("DynamoDB is throttling; retry later", retry_after_s=1) from error
+        if code in _TRANSIENT_CODES:
+            raise ServiceUnavailable("the database is unavailable; retry later") from error
+        raise error
+
+    # -- single items ---------------------------------------------------------------------
+    def get(self, key: Key, *, consistent: bool = True) -> Item | None:
+        try:
+            response = self.client.get_item(TableName=self.table, Key=serialize(key), ConsistentRead=consistent)
+        except ClientError as error:
+            self._raise_for(error)
+        raw = response.get("Item")
+        return deserialize(raw) if raw else None
+
+    def put(self, item: Item, *, condition: str | None = None, expr: Expr | None = None) -> None:
+        args: dict[str, Any] = {"TableName": self.table, "Item": serialize(item), **_expression_args(expr)}
+        if condition:
+            args["ConditionExpression"] = condition
+            args["ReturnValuesOnConditionCheckFailure"] = "ALL_OLD"
+        self._conditional(self.client.put_item, args)
+
+    def update(self, key: Key, update: str, *, condition: str | None, expr: Expr) -> Item:
+        """Apply an update; returns the item as it is after it."""
+        args: dict[str, Any] = {
+            "TableName": self.table,
+            "Key": serialize(key),
+            "UpdateExpression": update,
+            "ReturnValues": "ALL_NEW",
+            **_expression_args(expr),
+        }
+        if condition:
+            args["ConditionExpression"] = condition
+            args["ReturnValuesOnConditionCheckFailure"] = "ALL_OLD"
+        response = self._conditional(self.client.update_item, args)
+        return deserialize(response["Attributes"])
+
+    def delete(self, key: Key, *, condition: str | None = None, expr: Expr | None = None) -> Item | None:
+        """Delete an item; returns it as it was, or None if there was none."""
+        args: dict[str, Any] = {
+            "TableName": self.table,
+            "Key": serialize(key),
+            "ReturnValues": "ALL_OLD",
+            **_expression_args(expr),
+        }
+        if condition:
+            args["ConditionExpression"] = condition
+            args["ReturnValuesOnConditionCheckFailure"] = "ALL_OLD"
+        response = self._conditional(self.client.delete_item, args)
+        raw = response.get("Attributes")
+        return deserialize(raw) if raw else None
+
+    def _conditional(self, call: Any, args: dict[str, Any]) -> Any:
+        try:
+            return call(**args)
+        except ClientError as error:
+            if error.response.get("Error", {}).get("Code") == "ConditionalCheckFailedException":
+                raw: Any = error.response.get("Item")
+                raise ConditionFailed(deserialize(raw) if raw else None) from None
+            self._raise_for(error)
+
+    # -- transactions ---------------------------------------------------------------------
+    def transact(self, writes: Sequence[Write]) -> None:
+        """All or nothing. Raises TransactionCanceled with one reason per write."""
+        items = [self._transact_item(w) for w in writes]
+        try:
+            self.client.transact_write_items(TransactItems=items)  # type: ignore[arg-type]
+        except ClientError as error:
+            if error.response.get("Error", {}).get("Code") == "TransactionCanceledException":
+                raw_reasons: list[Any] = error.response.get("CancellationReasons", [])
+                reasons = [
+                    CancelReason(r.get("Code", "None"), deserialize(r["Item"]) if r.get("Item") else None) for r in raw_reasons
+                ]
+                codes = {r.code for r in reasons}
+                if "ConditionalCheckFailed" in codes:
+                    raise TransactionCanceled(reasons) from None
+                if codes & {"ThrottlingError", "ProvisionedThroughputExceeded"}:
+                    raise Throttled("DynamoDB is throttling; retry later", retry_after_s=1) from error
+                # TransactionConflict: another transaction touched the same items; nothing
+                # was written, so the caller may retry.
+                raise ServiceUnavailable("a concurrent change conflicted; retry") from error
+            self._raise_for(error)
+
+    def _transact_item(self, write: Write) -> dict[str, Any]:
+        body: dict[str, Any] = {"TableName": self.table, **_expression_args(write.expr)}
+        if write.condition:
+            body["ConditionExpression"] = write.condition
+            body["ReturnValuesOnConditionCheckFailure"] = "ALL_OLD"
+        if write.kind == "put":
+            assert write.item is not None
+            body["Item"] = serialize(write.item)
+            return {"Put": body}
+        assert write.key is not None
+        body["Key"] = serialize(write.key)
+        if write.kind == "update":
+            body["UpdateExpression"] = write.update
+            return {"Update": body}
+        if write.kind == "delete":
+            return {"Delete": body}
+        return {"ConditionCheck": body}
+
+    # -- many items -----------------------------------------------------------------------
+    def query(
+        self,
+        key_condition: str,
+        expr: Expr,
+        *,
+        index: str | None = None,
+        limit: int | None = None,
+        start_key: Item | None = None,
+        forward: bool = True,
+        filter_expression: str | None = None,
+        consistent: bool = False,
+    ) -> tuple[list[Item], Item | None]:
+        args: dict[str, Any] = {
+            "TableName": self.table,
+            "KeyConditionExpression": key_condition,
+            "ScanIndexForward": forward,
+            **_expression_args(expr),
+        }
+        if index:
+            args["IndexName"] = index
+        if limit:
+            args["Limit"] = limit
+        if start_key:
+            args["ExclusiveStartKey"] = serialize(start_key)
+        if filter_expression:
+            args["FilterExpression"] = filter_expression
+        if consistent:
+            args["ConsistentRead"] = True
+        try:
+            response = self.client.query(**args)
+        except ClientError as error:
+            self._raise_for(error)
+        last = response.get("LastEvaluatedKey")
+        return [deserialize(i) for i in response.get("Items", [])], (deserialize(last) if last else None)
+
+    def scan(self, *, limit: int, start_key: Item | None = None) -> tuple[list[Item], Item | None]:
+        """Only for delete-all and clean; never on a request path that serves a listing."""
+        args: dict[str, Any] = {"TableName": self.table, "Limit": limit}
+        if start_key:
+            args["ExclusiveStartKey"] = serialize(start_key)
+        try:
+            response = self.client.scan(**args)
+        except ClientError as error:
+            self._raise_for(error)
+        last = response.get("LastEvaluatedKey")
+        return [deserialize(i) for i in response.get("Items", [])], (deserialize(last) if last else None)
+
+    def batch_get(self, keys: Iterable[Key]) -> list[Item]:
+        """Strongly consistent reads of up to 100 items; unprocessed keys are retried."""
+        pending = [serialize(k) for k in keys]
+        found: list[Item] = []
+        attempts = 0
+        while pending:
+            chunk, pending = pending[:100], pending[100:]
+            request: dict[str, Any] = {self.table: {"Keys": chunk, "ConsistentRead": True}}
+            while request:
+                try:
+                    response = self.client.batch_get_item(RequestItems=request)
+                except ClientError as error:
+                    self._raise_for(error)
+                found.extend(deserialize(i) for i in response.get("Responses", {}).get(self.table, []))
+                request = response.get("UnprocessedKeys") or {}
+                attempts += 1
+                if request and attempts > 8:
+                    raise Throttled("DynamoDB left reads unprocessed; retry later", retry_after_s=1)
+        return found
+
+    def batch_delete(self, keys: Sequence[Key]) -> int:
+        """Delete items, 25 a request; returns how many were sent."""
+        for start in range(0, len(keys), 25):
+            request: dict[str, Any] = {self.table: [{"DeleteRequest": {"Key": serialize(k)}} for k in keys[start : start + 25]]}
+            attempts = 0
+            while request:
+                try:
+                    response = self.client.batch_write_item(RequestItems=request)
+                except ClientError as error:
+                    self._raise_for(error)
+                request = response.get("UnprocessedItems") or {}
+                attempts += 1
+                if request and attempts > 8:
+                    raise Throttled("DynamoDB left deletes unprocessed; retry later", retry_after_s=1)
+        return len(keys)

@@ -1,0 +1,93 @@
+"""Fixtures: DynamoDB tables built from template.yaml's own properties, a manual clock."""
+
+from __future__ import annotations
+
+import os
+import random
+from collections.abc import Iterator
+from typing import Any
+
+import boto3
+import pytest
+from jobcore.clock import ManualClock
+from jobcore.config import Settings
+from jobcore.model import Principal, Role
+from jobcore.service import JobService
+from jobcore.store import JobStore
+from localcloud.template import create_tables, load_template
+from moto import mock_aws
+
+from tests.support.counting import RequestCounter
+
+TABLE_NAME = "jobs-test"
+
+
+@pytest.fixture(autouse=True)
+def _aws_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Fake credentials and a region, so nothing can reach a real account."""
+    for name, value in {
+        "AWS_ACCESS_KEY_ID": "testing",
+        "AWS_SECRET_ACCESS_KEY": "testing",
+        "AWS_SESSION_TOKEN": "testing",
+        "AWS_DEFAULT_REGION": "us-east-1",
+    }.items():
+        monkeypatch.setenv(name, value)
+    monkeypatch.delenv("AWS_PROFILE", raising=False)
+    monkeypatch.delenv("JOBS_DYNAMODB_ENDPOINT", raising=False)
+
+
+@pytest.fixture(scope="session")
+def template() -> dict[str, Any]:
+    return load_template()
+
+
+@pytest.fixture
+def dynamodb(template: dict[str, Any], _aws_environment: None) -> Iterator[Any]:
+    with mock_aws():
+        client = boto3.client("dynamodb", region_name="us-east-1")
+        create_tables(client, template, {"JobsTable": TABLE_NAME})
+        yield client
+
+
+@pytest.fixture
+def clock() -> ManualClock:
+    return ManualClock()
+
+
+@pytest.fixture
+def settings() -> Settings:
+    return Settings(table_name=TABLE_NAME)
+
+
+@pytest.fixture
+def service(dynamodb: Any, settings: Settings, clock: ManualClock) -> JobService:
+    return JobService(JobStore(dynamodb, TABLE_NAME), settings, clock=clock, rng=random.Random(7))
+
+
+@pytest.fixture
+def counter(dynamodb: Any) -> RequestCounter:
+    return RequestCounter().attach(dynamodb)
+
+
+@pytest.fixture
+def svc() -> Principal:
+    return Principal("svc-a", Role.SERVICE)
+
+
+@pytest.fixture
+def admin() -> Principal:
+    return Principal("root", Role.ADMIN)
+
+
+@pytest.fixture
+def alice() -> Principal:
+    return Principal("User#alice", Role.USER)
+
+
+@pytest.fixture
+def bob() -> Principal:
+    return Principal("User#bob", Role.USER)
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    os.environ.setdefault("AWS_DEFAULT_REGION", "us-east-1")
