@@ -8,6 +8,7 @@ DynamoDB serializes writes per item. One lock around each request restores that 
 from __future__ import annotations
 
 import threading
+import urllib.request
 from collections.abc import Callable, Iterable
 from typing import Any
 
@@ -48,7 +49,14 @@ class EmbeddedDynamoDB:
         self._server = make_server("127.0.0.1", self._port, app, threaded=True, request_handler=MotoRequestHandler)
         self._thread = threading.Thread(target=self._server.serve_forever, name="embedded-dynamodb", daemon=True)
         self._thread.start()
+        self.reset()
         return self.endpoint_url
+
+    def reset(self) -> None:
+        """Forget every table: moto keeps its state per process, not per server."""
+        request = urllib.request.Request(f"{self.endpoint_url}/moto-api/reset", method="POST")
+        with urllib.request.urlopen(request, timeout=10) as response:  # noqa: S310 - our own loopback server
+            response.read()
 
     @property
     def endpoint_url(self) -> str:
@@ -57,6 +65,7 @@ class EmbeddedDynamoDB:
 
     def stop(self) -> None:
         if self._server is not None:
+            self.reset()
             self._server.shutdown()
             self._server.server_close()
         if self._thread is not None:

@@ -44,9 +44,12 @@ class Settings:
     # Claims pick at random among this many of the oldest visible jobs, so concurrent
     # workers rarely collide on the head of the queue.
     claim_candidates: int = 16
-    # A claim reads at most this many index pages before it answers "none" (each page
-    # either yields a lease or quarantines what it read, so the bound is rarely reached).
+    # A claim gives up ("none") after this many index pages whose candidates all went to
+    # other workers. Pages of jobs it quarantines do not count: it reads on past them, up
+    # to claim_retire_budget quarantined jobs in one call, so a poisoned head never makes a
+    # claim answer "none" while claimable jobs wait behind it.
     claim_max_pages: int = 8
+    claim_retire_budget: int = 1000
     backoff_base_ms: int = 1000
     backoff_cap_ms: int = 15 * 60 * 1000
     # How long a job whose dependencies are unfinished is put back before it is looked at again.

@@ -77,7 +77,9 @@ STATUS_FIELDS = frozenset(
 CLAIM_FIELDS = frozenset({"timeout_ms", "worker", "max_retries", "depends", "wait_ms"})
 
 DEFAULT_TIMEOUT_MS = 30_000
-MAX_WRITE_ATTEMPTS = 4
+# Each round of concurrent writers to one job lets at least one through, so this bounds
+# how many writers may race on one job before one of them is told to retry (503).
+MAX_WRITE_ATTEMPTS = 12
 
 
 @dataclass
@@ -455,7 +457,9 @@ class JobService:
 
         ``precondition`` states, as a DynamoDB condition, when the transition may apply;
         ``check`` states the same rule in Python and raises the error that names why it
-        does not (it is handed the item as it was, from ALL_OLD). Every write bumps
+        does not (it is handed the item as it was, from ALL_OLD). With ``extra`` writes
+        the transition is a transaction, after which the job is read back: under concurrent
+        writes that read may already include a later change. Every write bumps
         ``version`` and sets ``modified``, which strictly increases: if another writer's
         clock ran ahead, the write is repeated just after it.
         """
@@ -498,7 +502,9 @@ class JobService:
                 job = _visible(old, now)
                 check(job)
                 if job is not None and parse_iso(job.modified) >= modified:
-                    modified = plus_ms(parse_iso(job.modified), 1)
+                    # A fresh reading of the clock, so a writer that waited does not keep
+                    # losing to writers that started after it.
+                    modified = max(self.clock.now(), plus_ms(parse_iso(job.modified), 1))
         raise ServiceUnavailable(f"job {job_id} kept changing under concurrent writes; retry")
 
     def _terminal_sets(self, state: str, now: datetime, error: dict[str, str] | None = None) -> dict[str, Any]:
@@ -522,6 +528,8 @@ class JobService:
     def _check_lease(job: Job | None, token: str) -> None:
         if job is None:
             raise NotFound("job not found")
+        if job.state.terminal and job.lease_token != token:
+            raise LeaseLost(f"the lease on job {job.id} was lost: another worker took the job and ended it")
         if job.state.terminal:
             raise AlreadyFinished(f"job {job.id} is already {job.state.value}", {"state": job.state.value})
         if job.state is not JobState.RUNNING:
@@ -712,13 +720,16 @@ class JobService:
     ) -> Job | None:
         bound = keys.visible_key(to_iso(now), keys.KEY_HIGH)
         start_key: Item | None = None
-        for _ in range(self.settings.claim_max_pages):
+        pages_lost = 0  # pages whose every candidate went to other workers
+        retired = 0
+        while pages_lost < self.settings.claim_max_pages and retired < self.settings.claim_retire_budget:
             e = Expr()
             condition = f"{e.n('TPK')} = {e.v(keys.type_partition(job_type))} AND {e.n('QSK')} <= {e.v(bound)}"
             found, start_key = self.store.query(
                 condition, e, index=QUEUE_INDEX, limit=self.settings.claim_candidates, start_key=start_key
             )
             usable: list[_Candidate] = []
+            retired_before = retired
             for item in found:
                 job = _visible_projection(item, now)
                 if job is None:
@@ -726,6 +737,7 @@ class JobService:
                 reason = self._unstartable_reason(job, now, claim_max)
                 if reason is not None:
                     self._retire(job.id, reason, now)
+                    retired += 1
                 else:
                     usable.append(_Candidate(item))
             # Random order among the oldest: concurrent workers rarely pick the same job.
@@ -736,6 +748,8 @@ class JobService:
                     return leased
             if start_key is None:
                 return None
+            if retired == retired_before:
+                pages_lost += 1
         return None
 
     def _try_lease(

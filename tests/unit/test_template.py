@@ -1,0 +1,76 @@
+"""template.yaml and the code agree: the lint misses what these catch (DESIGN.md)."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+from jobcore import items, service, store
+from localcloud.template import PROJECT_ROOT, TEMPLATE_PATH, tables
+
+
+def jobs_table(template: dict[str, Any]) -> dict[str, Any]:
+    return tables(template)["JobsTable"]
+
+
+def test_indexes_in_the_template_are_the_ones_the_store_queries(template):
+    declared = {gsi["IndexName"]: gsi for gsi in jobs_table(template)["GlobalSecondaryIndexes"]}
+    used = {store.QUEUE_INDEX, store.OWNER_INDEX, store.TYPE_INDEX, store.REF_INDEX, store.ALL_INDEX}
+    assert set(declared) == used
+    for name, key_names in service._INDEX_KEYS.items():
+        if name is None:
+            continue
+        schema = [k["AttributeName"] for k in declared[name]["KeySchema"]]
+        assert tuple(schema) == key_names[2:], name
+
+
+def test_every_key_attribute_is_defined_and_written_by_the_engine(template):
+    table = jobs_table(template)
+    defined = {a["AttributeName"]: a["AttributeType"] for a in table["AttributeDefinitions"]}
+    key_attributes = {k["AttributeName"] for k in table["KeySchema"]}
+    for gsi in table["GlobalSecondaryIndexes"]:
+        key_attributes |= {k["AttributeName"] for k in gsi["KeySchema"]}
+    assert set(defined) == key_attributes
+    assert all(kind == "S" for kind in defined.values())
+    assert key_attributes - {"PK", "SK"} == set(items.INDEX_ATTRIBUTES)
+
+
+def test_queue_index_projects_what_a_claim_decides_on(template):
+    queue = next(g for g in jobs_table(template)["GlobalSecondaryIndexes"] if g["IndexName"] == store.QUEUE_INDEX)
+    projected = set(queue["Projection"]["NonKeyAttributes"])
+    needed = set(service._Projection.__dataclass_fields__) | {"depends_on", "expires_at"}
+    assert needed <= projected
+
+
+def test_stream_and_ttl(template):
+    table = jobs_table(template)
+    assert table["StreamSpecification"]["StreamViewType"] == "NEW_AND_OLD_IMAGES"
+    assert table["TimeToLiveSpecification"] == {"AttributeName": "expires_at", "Enabled": True}
+    assert table["BillingMode"] == "PAY_PER_REQUEST"
+
+
+def test_layer_builds_the_domain_package_with_python311(template):
+    layer = template["Resources"]["JobsLayer"]
+    assert layer["Type"] == "AWS::Serverless::LayerVersion"
+    assert layer["Metadata"]["BuildMethod"] == "python3.11"
+    content = PROJECT_ROOT / layer["Properties"]["ContentUri"]
+    assert (content / "jobcore" / "__init__.py").is_file()
+    assert (content / "requirements.txt").is_file()
+    assert layer["Properties"]["CompatibleRuntimes"] == ["python3.11"]
+    assert template["Globals"]["Function"]["Runtime"] == "python3.11"
+
+
+def test_layer_requirements_match_the_project_pins():
+    pyproject = (PROJECT_ROOT / "pyproject.toml").read_text()
+    for line in (PROJECT_ROOT / "layers/jobs/requirements.txt").read_text().splitlines():
+        line = line.strip()
+        if line and not line.startswith("#"):
+            assert f'"{line}"' in pyproject, line
+
+
+def test_cfn_lint_passes():
+    cfn_lint = Path(sys.executable).parent / "cfn-lint"
+    result = subprocess.run([str(cfn_lint), str(TEMPLATE_PATH)], capture_output=True, text=True, check=False)
+    assert result.returncode == 0, result.stdout + result.stderr
