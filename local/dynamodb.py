@@ -55,7 +55,7 @@ class EmbeddedDynamoDB:
     def reset(self) -> None:
         """Forget every table: moto keeps its state per process, not per server."""
         request = urllib.request.Request(f"{self.endpoint_url}/moto-api/reset", method="POST")
-        with urllib.request.urlopen(request, timeout=10) as response:  # noqa: S310 - our own loopback server
+        with urllib.request.urlopen(request, timeout=10) as response:
             response.read()
 
     @property

@@ -9,14 +9,14 @@ from typing import Any
 
 import boto3
 import pytest
+from moto import mock_aws
+
 from jobcore.clock import ManualClock
 from jobcore.config import Settings
 from jobcore.model import Principal, Role
 from jobcore.service import JobService
 from jobcore.store import JobStore
 from localcloud.template import create_tables, load_template
-from moto import mock_aws
-
 from tests.support.counting import RequestCounter
 
 TABLE_NAME = "jobs-test"
@@ -91,3 +91,17 @@ def bob() -> Principal:
 
 def pytest_configure(config: pytest.Config) -> None:
     os.environ.setdefault("AWS_DEFAULT_REGION", "us-east-1")
+
+
+@pytest.fixture
+def api(template: dict[str, Any], service: JobService) -> Iterator[Any]:
+    """The HTTP functions, invoked through their handlers, on the test's engine."""
+    from jobcore import api as http
+    from localcloud.functions import http_routes
+    from tests.support.http import ApiClient
+
+    http.services.set(service)
+    try:
+        yield ApiClient(http_routes(template))
+    finally:
+        http.services.set(None)

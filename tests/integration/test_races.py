@@ -6,6 +6,7 @@ tests run many workers at once and check the outcomes, not the interleavings.
 
 from __future__ import annotations
 
+import itertools
 import threading
 from collections import defaultdict
 from concurrent.futures import ThreadPoolExecutor
@@ -99,7 +100,7 @@ def test_eight_workers_drain_400_jobs_each_finished_once(client_factory: Any) ->
         by_job[lease.job_id].append(lease)
     for job_leases in by_job.values():
         job_leases.sort(key=lambda lease: lease.granted)
-        for earlier, later in zip(job_leases, job_leases[1:], strict=False):
+        for earlier, later in itertools.pairwise(job_leases):
             assert parse_iso(later.granted) >= parse_iso(earlier.locked_until)
     # Stalled workers lost their leases: the re-claim path was really exercised.
     assert stale_rejections > 0

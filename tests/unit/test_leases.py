@@ -15,6 +15,8 @@ from typing import Any
 
 import boto3
 import pytest
+from moto import mock_aws
+
 from jobcore import items as keys
 from jobcore.clock import ManualClock, epoch_seconds, parse_iso, plus_ms, to_iso
 from jobcore.errors import (
@@ -33,8 +35,6 @@ from jobcore.model import Job, JobState, Principal
 from jobcore.service import JobService
 from jobcore.store import Expr
 from localcloud.template import create_tables
-from moto import mock_aws
-
 from tests.conftest import TABLE_NAME
 
 TYPE = "work"
@@ -377,11 +377,13 @@ def test_claim_quarantines_jobs_past_execute_until(service, svc, clock):
     assert kept.attempts == 0
 
 
-def test_claim_reads_past_a_poisoned_head_longer_than_a_page(service, svc, clock, settings):
-    poisoned = [new_job(service, svc, ttl_ms=1000).id for _ in range(2 * settings.claim_candidates + 3)]
+def test_claim_reads_past_a_poisoned_head_longer_than_all_its_pages(service, svc, clock, settings):
+    # Small pages, so the poisoned head is longer than claim_max_pages pages of candidates.
+    small = JobService(service.store, replace(settings, claim_candidates=2, claim_max_pages=2), clock=clock)
+    poisoned = [new_job(service, svc, ttl_ms=1000).id for _ in range(2 * 2 + 3)]
     clock.advance(1001)
     healthy = new_job(service, svc)
-    assert must_claim(service, svc).id == healthy.id
+    assert must_claim(small, svc).id == healthy.id
     for job_id in poisoned:
         kept = service.get(svc, job_id)
         assert kept.state is JobState.ERROR
@@ -857,9 +859,7 @@ def test_post_status_sets_title_status_progress_speeds_and_appends_a_message(ser
 def test_post_status_complete_finishes_the_job(service, svc, clock):
     job = new_job(service, svc)
     leased = must_claim(service, svc)
-    done = service.post_status(
-        svc, job.id, {"lease_token": leased.lease_token, "message_to_append": "done", "complete": True}
-    )
+    done = service.post_status(svc, job.id, {"lease_token": leased.lease_token, "message_to_append": "done", "complete": True})
     assert done.state is JobState.FINISHED
     assert done.complete
     assert done.completed == to_iso(clock.now())

@@ -64,8 +64,8 @@ def test_layer_builds_the_domain_package_with_python311(template):
 
 def test_layer_requirements_match_the_project_pins():
     pyproject = (PROJECT_ROOT / "pyproject.toml").read_text()
-    for line in (PROJECT_ROOT / "layers/jobs/requirements.txt").read_text().splitlines():
-        line = line.strip()
+    for raw in (PROJECT_ROOT / "layers/jobs/requirements.txt").read_text().splitlines():
+        line = raw.strip()
         if line and not line.startswith("#"):
             assert f'"{line}"' in pyproject, line
 

@@ -706,7 +706,11 @@ class JobService:
                 er.problem("id", "not a job id")
             r.problems.update(er.problems)
             if dep_id and not er.problems:
-                result.append((dep_id, version))
+                earlier = next((v for d, v in result if d == dep_id), _ABSENT)
+                if earlier is _ABSENT:
+                    result.append((dep_id, version))
+                elif earlier != version:
+                    r.problem(f"{name}[{i}].id", "named twice with different versions")
         return result
 
     def _claim_once(
@@ -781,24 +785,25 @@ class JobService:
             if visible_at is None or parse_iso(visible_at) > now:
                 raise _Changed()  # taken by another worker: try the next candidate
 
+        # One check per dependency item (a transaction may touch an item once): the job's
+        # own dependencies must be finished, the claim's must exist (at their version).
+        if any(dep_id == candidate.id for dep_id, _ in depends):
+            return None  # a claim cannot depend on the job it would take
+        checks: dict[str, _DependencyCheck] = {dep_id: _DependencyCheck(dep_id, must_finish=True) for dep_id in job_deps}
+        for dep_id, version in depends:
+            entry = checks.setdefault(dep_id, _DependencyCheck(dep_id))
+            entry.from_claim, entry.version = True, version
+
         def dependency_checks(_: str) -> list[Write]:
             writes = []
-            for dep_id in job_deps:
-                d = Expr()
-                writes.append(
-                    Write(
-                        "check",
-                        key=keys.job_key(dep_id),
-                        condition=f"{d.n('state')} = {d.v(FINISHED)} AND {_not_expired(d, now)}",
-                        expr=d,
-                    )
-                )
-            for dep_id, version in depends:
+            for entry in checks.values():
                 d = Expr()
                 condition = f"attribute_exists({d.n('PK')}) AND {_not_expired(d, now)}"
-                if version is not None:
-                    condition += f" AND {d.n('version')} = {d.v(version)}"
-                writes.append(Write("check", key=keys.job_key(dep_id), condition=condition, expr=d))
+                if entry.must_finish:
+                    condition += f" AND {d.n('state')} = {d.v(FINISHED)}"
+                if entry.version is not None:
+                    condition += f" AND {d.n('version')} = {d.v(entry.version)}"
+                writes.append(Write("check", key=keys.job_key(entry.id), condition=condition, expr=d))
             return writes
 
         try:
@@ -809,43 +814,43 @@ class JobService:
                 check=check,
                 sets=lambda _: self._lease_sets(candidate.id, worker, timeout_ms, now, token),
                 increments=("attempts",),
-                extra=dependency_checks if (job_deps or depends) else None,
+                extra=dependency_checks if checks else None,
             )
         except _Changed:
             self.claim_conflicts += 1
             return None
         except _DependencyChecksFailed as failed:
-            return self._dependencies_unmet(candidate, failed.reasons, job_deps, depends, now)
+            return self._dependencies_unmet(candidate, failed.reasons, list(checks.values()), now)
 
     def _dependencies_unmet(
         self,
         candidate: _Candidate,
         reasons: list[tuple[str, Item | None]],
-        job_deps: list[str],
-        depends: list[tuple[str, int | None]],
+        checks: list[_DependencyCheck],
         now: datetime,
     ) -> Job | None:
-        # reasons[0] is the job itself; then its own dependencies; then the claim's.
+        # reasons[0] is the job itself, then one per dependency check, in order.
         claim_failures = []
-        for offset, (dep_id, version) in enumerate(depends):
-            code, item = reasons[1 + len(job_deps) + offset]
-            if code == "ConditionalCheckFailed":
-                found = _visible(item, now)
-                reason = "not_found" if found is None else "version_mismatch"
-                claim_failures.append({"id": dep_id, "reason": reason, "version": version})
-        if claim_failures:
-            raise DependencyFailed("a job this claim depends on is missing or changed", {"failures": claim_failures})
         broken = False
-        for offset in range(len(job_deps)):
-            code, item = reasons[1 + offset]
-            if code == "ConditionalCheckFailed":
-                found = _visible(item, now)
+        unfinished = False
+        for entry, (code, item) in zip(checks, reasons[1:], strict=False):
+            if code != "ConditionalCheckFailed":
+                continue
+            found = _visible(item, now)
+            if entry.from_claim and (found is None or (entry.version is not None and found.version != entry.version)):
+                reason = "not_found" if found is None else "version_mismatch"
+                claim_failures.append({"id": entry.id, "reason": reason, "version": entry.version})
+            elif entry.must_finish:
                 if found is None or found.state in (JobState.ERROR, JobState.CANCELLED):
                     broken = True
+                else:
+                    unfinished = True
+        if claim_failures:
+            raise DependencyFailed("a job this claim depends on is missing or changed", {"failures": claim_failures})
         if broken:
             self._retire(candidate.id, DependencyFailed.code, now)
-            return None
-        self._defer(candidate, now)
+        elif unfinished:
+            self._defer(candidate, now)
         return None
 
     def _defer(self, candidate: _Candidate, now: datetime) -> None:
@@ -1041,10 +1046,12 @@ class JobService:
             return ""
 
         def precondition(e: Expr) -> str:
-            return (
-                f"({e.n('state')} IN ({e.v(IDLE)}, {e.v(PENDING)}) OR "
-                f"({e.n('state')} = {e.v(RUNNING)} AND {e.n('locked_until')} <= {e.v(to_iso(now))})){owned(e)}"
+            # No parentheses around the whole: DynamoDB refuses redundant ones.
+            unleased = (
+                f"{e.n('state')} IN ({e.v(IDLE)}, {e.v(PENDING)}) OR "
+                f"({e.n('state')} = {e.v(RUNNING)} AND {e.n('locked_until')} <= {e.v(to_iso(now))})"
             )
+            return f"({unleased}){owned(e)}" if principal.is_user else unleased
 
         def check(job: Job | None) -> None:
             if job is None or not principal.may_see(job.owner):
@@ -1671,6 +1678,17 @@ _INDEX_KEYS: dict[str | None, tuple[str, ...]] = {
 def _key_of(item: Item, index: str | None) -> Item:
     """The ExclusiveStartKey that continues a Query after this item."""
     return {name: item[name] for name in _INDEX_KEYS[index]}
+
+
+@dataclass
+class _DependencyCheck:
+    id: str
+    must_finish: bool = False  # one of the job's own depends_on
+    from_claim: bool = False  # named by the claim's depends
+    version: int | None = None
+
+
+_ABSENT = object()
 
 
 @dataclass

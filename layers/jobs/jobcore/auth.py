@@ -1,0 +1,105 @@
+"""Tokens: checking the JWTs callers present, and minting local ones.
+
+HS256 with a shared secret (in AWS from an SSM SecureString, locally from
+JOBS_JWT_SECRET), or RS256 against an identity provider's JWKS. PyJWT is imported here
+only, so no other function pays for it at cold start.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from typing import Any
+
+from .errors import Unauthorized
+from .model import Principal, Role
+
+LEEWAY_S = 30
+
+
+@dataclass(frozen=True)
+class TokenPolicy:
+    """How tokens are checked: a shared secret, a JWKS URL, or both."""
+
+    secret: str | None = None
+    jwks_url: str | None = None
+    issuer: str | None = None
+    audience: str | None = None
+
+
+def _jwks_client(url: str) -> Any:
+    import jwt
+
+    cached = _JWKS_CLIENTS.get(url)
+    if cached is None:
+        cached = _JWKS_CLIENTS[url] = jwt.PyJWKClient(url, cache_keys=True, lifespan=3600, timeout=5)
+    return cached
+
+
+_JWKS_CLIENTS: dict[str, Any] = {}
+
+
+def verify_token(token: str, policy: TokenPolicy) -> Principal:
+    """The principal a token names; Unauthorized if it is missing, malformed, expired or badly signed."""
+    import jwt
+
+    if not token:
+        raise Unauthorized("missing bearer token")
+    try:
+        header = jwt.get_unverified_header(token)
+    except jwt.PyJWTError as error:
+        raise Unauthorized("malformed token") from error
+    algorithm = header.get("alg")
+    options: Any = {"require": ["exp", "sub"]}
+    try:
+        if algorithm == "HS256" and policy.secret:
+            claims = jwt.decode(
+                token,
+                policy.secret,
+                algorithms=["HS256"],
+                options=options,
+                leeway=LEEWAY_S,
+                issuer=policy.issuer,
+                audience=policy.audience,
+            )
+        elif algorithm == "RS256" and policy.jwks_url:
+            key = _jwks_client(policy.jwks_url).get_signing_key_from_jwt(token)
+            claims = jwt.decode(
+                token,
+                key.key,
+                algorithms=["RS256"],
+                options=options,
+                leeway=LEEWAY_S,
+                issuer=policy.issuer,
+                audience=policy.audience,
+            )
+        else:
+            raise Unauthorized(f"tokens signed with {algorithm!r} are not accepted")
+    except jwt.ExpiredSignatureError as error:
+        raise Unauthorized("token expired") from error
+    except jwt.PyJWTError as error:
+        raise Unauthorized("invalid token") from error
+    sub, role = claims.get("sub"), claims.get("role")
+    if not isinstance(sub, str) or not sub or len(sub) > 256:
+        raise Unauthorized("token has no valid sub claim")
+    try:
+        return Principal(sub, Role(str(role)))
+    except ValueError as error:
+        raise Unauthorized("token role must be service, user or admin") from error
+
+
+def mint_token(secret: str, sub: str, role: Role | str, *, ttl_s: int = 3600, now: float | None = None) -> str:
+    """An HS256 token for local use and tests."""
+    import jwt
+
+    issued = int(now if now is not None else time.time())
+    claims = {"sub": sub, "role": Role(role).value, "iat": issued, "exp": issued + ttl_s}
+    return str(jwt.encode(claims, secret, algorithm="HS256"))
+
+
+def bearer(header_value: str | None) -> str:
+    """The token of an ``Authorization: Bearer <token>`` header, or ""."""
+    if not header_value:
+        return ""
+    scheme, _, token = header_value.strip().partition(" ")
+    return token.strip() if scheme.lower() == "bearer" else ""

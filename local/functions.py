@@ -1,0 +1,70 @@
+"""Loading a template's functions as Lambda would: the Handler's module from its CodeUri."""
+
+from __future__ import annotations
+
+import importlib.util
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from .template import PROJECT_ROOT
+
+LambdaHandler = Callable[[dict[str, Any], Any], Any]
+
+
+@dataclass(frozen=True)
+class FunctionSpec:
+    logical_id: str
+    code_uri: Path
+    handler: str  # module.function
+    properties: dict[str, Any]
+
+    @property
+    def module_path(self) -> Path:
+        module, _, _ = self.handler.rpartition(".")
+        return self.code_uri / (module.replace(".", "/") + ".py")
+
+
+@dataclass(frozen=True)
+class HttpRoute:
+    method: str
+    path: str
+    function: FunctionSpec
+
+    @property
+    def route_key(self) -> str:
+        return f"{self.method} {self.path}"
+
+
+def functions(template: dict[str, Any], root: Path = PROJECT_ROOT) -> dict[str, FunctionSpec]:
+    found = {}
+    for logical_id, resource in template.get("Resources", {}).items():
+        if resource.get("Type") != "AWS::Serverless::Function":
+            continue
+        properties = resource.get("Properties", {})
+        found[logical_id] = FunctionSpec(logical_id, root / properties["CodeUri"], properties["Handler"], properties)
+    return found
+
+
+def http_routes(template: dict[str, Any], root: Path = PROJECT_ROOT) -> list[HttpRoute]:
+    routes = []
+    for spec in functions(template, root).values():
+        for event in (spec.properties.get("Events") or {}).values():
+            if event.get("Type") == "HttpApi":
+                props = event["Properties"]
+                routes.append(HttpRoute(str(props["Method"]).upper(), str(props["Path"]), spec))
+    return routes
+
+
+def load_handler(spec: FunctionSpec) -> LambdaHandler:
+    """Import the handler's module from its file, under a name of its own per function."""
+    module_name = f"_lambda_{spec.logical_id}"
+    loader_spec = importlib.util.spec_from_file_location(module_name, spec.module_path)
+    if loader_spec is None or loader_spec.loader is None:
+        raise ImportError(f"cannot load {spec.module_path}")
+    module = importlib.util.module_from_spec(loader_spec)
+    loader_spec.loader.exec_module(module)
+    _, _, attribute = spec.handler.rpartition(".")
+    handler: LambdaHandler = getattr(module, attribute)
+    return handler
