@@ -74,3 +74,53 @@ def test_cfn_lint_passes():
     cfn_lint = Path(sys.executable).parent / "cfn-lint"
     result = subprocess.run([str(cfn_lint), str(TEMPLATE_PATH)], capture_output=True, text=True, check=False)
     assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_every_function_handler_module_exists_and_exposes_its_handler(template):
+    from localcloud.functions import functions, load_handler
+
+    specs = functions(template)
+    assert specs, "no functions in the template"
+    for spec in specs.values():
+        assert spec.module_path.is_file(), f"{spec.logical_id}: {spec.module_path} missing"
+        assert callable(load_handler(spec)), spec.logical_id
+
+
+def test_every_http_function_has_one_route_and_its_own_module(template):
+    from localcloud.functions import http_routes
+
+    routes = http_routes(template)
+    keys = [r.route_key for r in routes]
+    assert len(keys) == len(set(keys))
+    modules = [r.function.handler for r in routes]
+    assert len(modules) == len(set(modules)), "two routes share a handler module"
+    assert all(r.path.startswith("/v1/") for r in routes)
+
+
+def test_functions_get_least_privilege(template):
+    """Only named DynamoDB actions on the jobs table (and its indexes); no managed CRUD policy."""
+    from localcloud.functions import functions
+
+    for spec in functions(template).values():
+        for policy in spec.properties.get("Policies", []):
+            assert isinstance(policy, dict) and set(policy) == {"Statement"}, f"{spec.logical_id}: {policy}"
+            for statement in policy["Statement"]:
+                actions = statement["Action"]
+                assert all("*" not in action for action in actions), spec.logical_id
+                resources = statement["Resource"]
+                assert resources, spec.logical_id
+                if any(a.startswith("dynamodb:") for a in actions):
+                    assert {"Fn::GetAtt": ["JobsTable", "Arn"]} in resources
+                    uses_index = any(a in ("dynamodb:Query", "dynamodb:Scan") for a in actions)
+                    assert (len(resources) == 2) == uses_index, spec.logical_id
+
+
+def test_runtime_settings_live_in_globals(template):
+    function_globals = template["Globals"]["Function"]
+    for key in ("Runtime", "Architectures", "Timeout", "Tracing", "Environment"):
+        assert key in function_globals
+    from localcloud.functions import functions
+
+    for spec in functions(template).values():
+        for key in ("Runtime", "Architectures", "Timeout", "Tracing"):
+            assert key not in spec.properties, f"{spec.logical_id} overrides {key}"

@@ -1,0 +1,119 @@
+"""Cold-start import cost of each Lambda handler module, against a baseline.
+
+Each measurement runs in a fresh interpreter, as a new Lambda container does: the time to
+import the handler's module (from its file, as Lambda loads it) is compared with the time
+to `import boto3` and create a powertools Logger in the same run. The target: every
+handler within 1.3x of the baseline. Results go to docs/benchmarks.md.
+
+    .venv/bin/python bench/cold_start.py [--runs 7]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+from datetime import UTC, datetime
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+
+BASELINE = "import boto3\nfrom aws_lambda_powertools import Logger\nLogger()"
+HANDLER = """
+import importlib.util
+spec = importlib.util.spec_from_file_location("handler_module", {path!r})
+module = importlib.util.module_from_spec(spec)
+spec.loader.exec_module(module)
+assert callable(module.{attribute})
+"""
+TIMED = """
+import time
+_start = time.perf_counter()
+{code}
+print(time.perf_counter() - _start)
+"""
+
+# What a function has in Lambda that matters for imports: its environment, and no X-Ray
+# daemon address unless tracing is really on.
+ENV = {
+    **os.environ,
+    "AWS_DEFAULT_REGION": "us-east-1",
+    "JOBS_TABLE_NAME": "jobs",
+    "POWERTOOLS_SERVICE_NAME": "jobs",
+    "POWERTOOLS_METRICS_NAMESPACE": "Jobs",
+    "PYTHONDONTWRITEBYTECODE": "0",
+}
+
+
+def measure(code: str) -> float:
+    result = subprocess.run(
+        [sys.executable, "-c", TIMED.format(code=code)], capture_output=True, text=True, check=True, env=ENV, cwd=ROOT
+    )
+    return float(result.stdout.strip().splitlines()[-1])
+
+
+def handlers() -> list[tuple[str, Path, str]]:
+    sys.path.insert(0, str(ROOT))
+    from localcloud.functions import functions
+    from localcloud.template import load_template
+
+    found = []
+    for spec in functions(load_template()).values():
+        attribute = spec.handler.rpartition(".")[2]
+        found.append((spec.logical_id, spec.module_path, attribute))
+    return sorted(found)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--runs", type=int, default=7)
+    parser.add_argument("--out", type=Path, default=ROOT / "docs" / "benchmarks.md")
+    args = parser.parse_args()
+    measure(BASELINE)  # warm the OS file cache and the bytecode caches once
+    rows = []
+    for name, path, attribute in handlers():
+        code = HANDLER.format(path=str(path), attribute=attribute)
+        measure(code)
+        # Interleave baseline and handler so machine noise hits both alike.
+        pairs = [(measure(BASELINE), measure(code)) for _ in range(args.runs)]
+        base = statistics.median(p[0] for p in pairs)
+        handler = statistics.median(p[1] for p in pairs)
+        rows.append({"function": name, "baseline_ms": base * 1000, "handler_ms": handler * 1000, "ratio": handler / base})
+        print(f"{name:28s} baseline {base * 1000:6.1f} ms  handler {handler * 1000:6.1f} ms  x{handler / base:.2f}")
+    write_report(args.out, rows, args.runs)
+    print(json.dumps({"worst_ratio": max(r["ratio"] for r in rows)}))
+
+
+def write_report(out: Path, rows: list[dict[str, float | str]], runs: int) -> None:
+    marker_start, marker_end = "<!-- cold-start:start -->", "<!-- cold-start:end -->"
+    lines = [
+        marker_start,
+        "## Cold start: handler import time",
+        "",
+        f"Measured {datetime.now(UTC):%Y-%m-%d} by `bench/cold_start.py --runs {runs}` (median of {runs} fresh",
+        "interpreters each, baseline and handler interleaved). Baseline: `import boto3` plus a powertools",
+        "`Logger()`. Target: every handler within 1.3x of the baseline.",
+        "",
+        "| function | baseline ms | handler ms | ratio |",
+        "|---|---:|---:|---:|",
+    ]
+    for r in rows:
+        lines.append(f"| {r['function']} | {r['baseline_ms']:.0f} | {r['handler_ms']:.0f} | {r['ratio']:.2f} |")
+    worst = max(float(r["ratio"]) for r in rows)
+    lines += ["", f"Worst ratio: **{worst:.2f}**.", marker_end]
+    section = "\n".join(lines)
+    text = out.read_text() if out.exists() else "# Benchmarks\n\nRerun any of them with the command given in its section.\n"
+    if marker_start in text:
+        before, rest = text.split(marker_start, 1)
+        after = rest.split(marker_end, 1)[1]
+        text = before + section + after
+    else:
+        text = text.rstrip("\n") + "\n\n" + section + "\n"
+    out.write_text(text)
+
+
+if __name__ == "__main__":
+    main()
