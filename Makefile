@@ -29,8 +29,7 @@ $(SAM_STAMP):
 	touch $(SAM_STAMP)
 
 run: $(STAMP)
-	@echo "The local cloud (HTTP API on :3000, WebSocket API on :3001) arrives with issue 4."
-	@echo "Until then the engine is exercised by 'make test' against embedded DynamoDB (moto)."
+	$(BIN)/python -m localcloud serve
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

@@ -45,6 +45,9 @@ class EmbeddedDynamoDB:
         self._thread: threading.Thread | None = None
 
     def start(self) -> str:
+        import logging
+
+        logging.getLogger("werkzeug").setLevel(logging.WARNING)  # a line per request otherwise
         app = _LockedApp(DomainDispatcherApplication(create_backend_app))
         self._server = make_server("127.0.0.1", self._port, app, threaded=True, request_handler=MotoRequestHandler)
         self._thread = threading.Thread(target=self._server.serve_forever, name="embedded-dynamodb", daemon=True)
