@@ -17,7 +17,7 @@ from .functions import FunctionSpec, functions, http_routes
 from .http_api import ApiRoute, HttpApi, HttpApiServer, _pattern, authorizer_from_template
 from .resolve import REGION, Resolver, function_environment, function_setting
 from .runtime import FunctionConfig, FunctionRuntime
-from .template import PROJECT_ROOT, TEMPLATE_PATH, create_table_request, load_template, tables
+from .template import TEMPLATE_PATH, create_table_request, load_template, tables
 
 LOCAL_CREDENTIALS = {"AWS_ACCESS_KEY_ID": "local", "AWS_SECRET_ACCESS_KEY": "local", "AWS_SESSION_TOKEN": "local"}
 
@@ -44,6 +44,7 @@ class CloudConfig:
             dynamodb_endpoint=env.get("JOBS_DYNAMODB_ENDPOINT") or None,
             data_dir=Path(env["JOBS_DATA_DIR"]) if env.get("JOBS_DATA_DIR") else None,
             max_concurrency=int(env.get("JOBS_LOCAL_CONCURRENCY", "4")),
+            template_path=Path(env["JOBS_TEMPLATE"]) if env.get("JOBS_TEMPLATE") else TEMPLATE_PATH,
         )
 
 
@@ -53,6 +54,7 @@ class LocalCloud:
     def __init__(self, config: CloudConfig, *, log: Callable[[str], None] | None = None) -> None:
         self.config = config
         self.template = load_template(config.template_path)
+        self.root = config.template_path.resolve().parent  # CodeUri and ContentUri are relative to it
         self.log = log or (lambda line: print(line, file=sys.stderr, flush=True))
         self.moto = EmbeddedDynamoDB()
         self.runtimes: dict[str, FunctionRuntime] = {}
@@ -147,11 +149,11 @@ class LocalCloud:
             logical_id = layer.get("Ref") if isinstance(layer, dict) else None
             resource = self.template["Resources"].get(logical_id or "")
             if resource and resource.get("Type") == "AWS::Serverless::LayerVersion":
-                found.append(PROJECT_ROOT / resource["Properties"]["ContentUri"])
+                found.append(self.root / resource["Properties"]["ContentUri"])
         return tuple(found)
 
     def _runtimes(self, resolver: Resolver) -> None:
-        for spec in functions(self.template).values():
+        for spec in functions(self.template, self.root).values():
             config = FunctionConfig(
                 name=spec.logical_id,
                 code_dir=spec.code_uri,
@@ -167,7 +169,7 @@ class LocalCloud:
         api_ids = [name for name, r in self.template["Resources"].items() if r.get("Type") == "AWS::Serverless::HttpApi"]
         authorizers = {api_id: authorizer_from_template(self.template, api_id) for api_id in api_ids}
         routes = []
-        for route in http_routes(self.template):
+        for route in http_routes(self.template, self.root):
             event = next(e for e in route.function.properties["Events"].values() if e.get("Type") == "HttpApi")
             api_ref = (event["Properties"].get("ApiId") or {}).get("Ref")
             authorizer = authorizers.get(api_ref) if api_ref else None

@@ -6,6 +6,7 @@ from __future__ import annotations
 import base64
 import errno
 import json
+import os
 import re
 import threading
 import time
@@ -21,7 +22,8 @@ from .functions import HttpRoute
 from .runtime import FunctionRuntime
 
 MAX_BODY_BYTES = 10 * 1024 * 1024  # API Gateway's payload limit
-INTEGRATION_TIMEOUT_S = 30.0  # API Gateway's maximum integration timeout
+# API Gateway's maximum integration timeout; tests of the 503 path may shorten it.
+INTEGRATION_TIMEOUT_S = float(os.environ.get("JOBS_LOCAL_INTEGRATION_TIMEOUT_S", "30"))
 API_ID = "local"
 ROUTE_ARN_PREFIX = f"arn:aws:execute-api:us-east-1:000000000000:{API_ID}/$default"
 
