@@ -15,7 +15,8 @@ from .clock import parse_iso
 from .errors import InvalidRequest, PayloadTooLarge
 from .model import json_size
 
-NAME_PATTERN = re.compile(r"^[A-Za-z0-9_.:@/#+=-]+$")
+# Queue names: no "#" (it separates the parts of our keys) and no "/" (they sit in paths).
+NAME_PATTERN = re.compile(r"^[A-Za-z0-9_.:@+=-]+$")
 _MISSING = object()
 
 
@@ -62,7 +63,7 @@ class Reader:
             self.problem(name, f"at most {max_chars} characters")
             return None
         if name_like and value and not NAME_PATTERN.match(value):
-            self.problem(name, "letters, digits and _.:@/#+=- only")
+            self.problem(name, "letters, digits and _.:@+=- only")
             return None
         return value
 
