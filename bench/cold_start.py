@@ -29,11 +29,13 @@ module = importlib.util.module_from_spec(spec)
 spec.loader.exec_module(module)
 assert callable(module.{attribute})
 """
+# CPU time of the importing process: what a cold start spends, less the noise of other
+# processes competing for this machine's two cores.
 TIMED = """
 import time
-_start = time.perf_counter()
+_start = time.process_time()
 {code}
-print(time.perf_counter() - _start)
+print(time.process_time() - _start)
 """
 
 # What a function has in Lambda that matters for imports: its environment, and no X-Ray
@@ -81,8 +83,9 @@ def main() -> None:
         pairs = [(measure(BASELINE), measure(code)) for _ in range(args.runs)]
         base = statistics.median(p[0] for p in pairs)
         handler = statistics.median(p[1] for p in pairs)
-        rows.append({"function": name, "baseline_ms": base * 1000, "handler_ms": handler * 1000, "ratio": handler / base})
-        print(f"{name:28s} baseline {base * 1000:6.1f} ms  handler {handler * 1000:6.1f} ms  x{handler / base:.2f}")
+        ratio = statistics.median(p[1] / p[0] for p in pairs)
+        rows.append({"function": name, "baseline_ms": base * 1000, "handler_ms": handler * 1000, "ratio": ratio})
+        print(f"{name:28s} baseline {base * 1000:6.1f} ms  handler {handler * 1000:6.1f} ms  x{ratio:.2f}")
     write_report(args.out, rows, args.runs)
     print(json.dumps({"worst_ratio": max(r["ratio"] for r in rows)}))
 
@@ -93,9 +96,11 @@ def write_report(out: Path, rows: list[dict[str, float | str]], runs: int) -> No
         marker_start,
         "## Cold start: handler import time",
         "",
-        f"Measured {datetime.now(UTC):%Y-%m-%d} by `bench/cold_start.py --runs {runs}` (median of {runs} fresh",
-        "interpreters each, baseline and handler interleaved). Baseline: `import boto3` plus a powertools",
-        "`Logger()`. Target: every handler within 1.3x of the baseline.",
+        f"Measured {datetime.now(UTC):%Y-%m-%d} by `bench/cold_start.py --runs {runs}`: CPU time of the import in",
+        f"{runs} fresh interpreters each, baseline and handler interleaved; the ratio is the median of the",
+        "per-pair ratios. Baseline: `import boto3` plus a powertools `Logger()`. Target: every handler",
+        "within 1.3x of the baseline. The dev venv's boto3 also loads awscrt and pyOpenSSL (pulled in by",
+        "moto), which Lambda's does not: both sides carry that weight alike.",
         "",
         "| function | baseline ms | handler ms | ratio |",
         "|---|---:|---:|---:|",
