@@ -91,7 +91,7 @@ class LocalService:
         for name, value in (headers or {}).items():
             request.add_header(name, value)
         try:
-            with urllib.request.urlopen(request, timeout=timeout) as response:  # noqa: S310 - loopback only
+            with urllib.request.urlopen(request, timeout=timeout) as response:
                 status, reply_headers, raw = response.status, dict(response.headers.items()), response.read()
         except urllib.error.HTTPError as error:
             status, reply_headers, raw = error.code, dict(error.headers.items()), error.read()

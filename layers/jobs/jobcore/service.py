@@ -1305,10 +1305,15 @@ class JobService:
         if state is not None:
             filters.append(f"{e.n('state')} = {e.v(state)}")
         key_condition = f"{e.n(partition_attr)} = {e.v(partition)}"
-        if created_from is not None or created_to is not None:
-            low = to_iso(created_from) if created_from else ""
-            high = (to_iso(created_to) if created_to else "9999") + "#" + keys.KEY_HIGH
+        # Both bounds inclusive: "<time>#~" sorts after every id created in that millisecond.
+        low = to_iso(created_from) if created_from else None
+        high = to_iso(created_to) + "#" + keys.KEY_HIGH if created_to else None
+        if low and high:
             key_condition += f" AND {e.n('CSK')} BETWEEN {e.v(low)} AND {e.v(high)}"
+        elif low:
+            key_condition += f" AND {e.n('CSK')} >= {e.v(low)}"
+        elif high:
+            key_condition += f" AND {e.n('CSK')} <= {e.v(high)}"
         page = self._page(
             key_condition, e, index=index, limit=limit, cursor=cursor, forward=False, filter_expression=" AND ".join(filters)
         )
