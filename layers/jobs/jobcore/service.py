@@ -1520,13 +1520,26 @@ class JobService:
         deletes = self._read_batch_refs(r, "delete", ops["delete"], frozenset(), version_required=False)
         depends = self._read_batch_refs(r, "depends", ops["depends"], frozenset(), version_required=False)
         ids = [ref[0] for group in (updates, deletes, depends) for ref in group]
-        repeated = sorted({i for i in ids if ids.count(i) > 1})
+        # A transaction may touch an item once: the jobs named, the jobs new jobs depend
+        # on, and the unique guards of new jobs must all be distinct.
+        touched = ids + [dep for item, _ in new_items for dep in item.get("depends_on", [])]
+        repeated = sorted({i for i in touched if touched.count(i) > 1})
         if repeated:
             r.problem("body", f"a job may appear in one operation only: {', '.join(repeated)}")
+        guards = [str(item["unique_key"]) for item, unique in new_items if unique]
+        if len(guards) != len(set(guards)):
+            r.problem("create", "two unique creates with the same type and ref_id")
         r.done()
 
-        current = {i["id"]: i for i in self.store.batch_get(keys.job_key(i) for i in ids)} if ids else {}
+        reads = [keys.job_key(i) for i in ids] + [{"PK": g, "SK": "UNIQ"} for g in guards]
+        found = self.store.batch_get(reads) if reads else []
+        current = {i["id"]: i for i in found if i.get("SK") == keys.JOB_SK}
+        live_guards = {str(i["PK"]): i for i in found if i.get("SK") == "UNIQ" and _visible_guard(i, now)}
         failures: list[dict[str, Any]] = []
+        for item, unique in new_items:
+            guard = live_guards.get(str(item.get("unique_key")))
+            if unique and guard is not None:
+                failures.append({"op": "create", "id": item["id"], "reason": "duplicate", "existing_id": guard.get("job_id")})
         writes: list[Write] = []
         origins: list[tuple[str, str]] = []  # (op, id) of each write, for naming failures
         updated_items: list[Item] = []
@@ -1678,6 +1691,11 @@ _INDEX_KEYS: dict[str | None, tuple[str, ...]] = {
     REF_INDEX: ("PK", "SK", "RPK", "CSK"),
     ALL_INDEX: ("PK", "SK", "APK", "CSK"),
 }
+
+
+def _visible_guard(item: Item, now: datetime) -> bool:
+    expires = item.get("expires_at")
+    return expires is None or int(expires) > epoch_seconds(now)
 
 
 def _key_of(item: Item, index: str | None) -> Item:
