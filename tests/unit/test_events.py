@@ -1,0 +1,103 @@
+"""events/: one sample per function, each the event API Gateway would send for its route,
+and each answered as the contract says when its handler is invoked with it."""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from jobcore import items as keys
+from jobcore.model import Principal, Role
+from localcloud.functions import functions, http_routes, load_handler
+from localcloud.template import PROJECT_ROOT, load_template
+
+EVENTS = PROJECT_ROOT / "events"
+SAMPLE_JOB = "01JDA3Q0Z8M6W4K2T9R7P5N3B1"
+# What each sample gets against a pending "thumbnail" job SAMPLE_JOB owned by User#1234
+# (version 1, never leased), reasoned from the contract.
+EXPECTED = {
+    "create_job": 201,
+    "list_jobs": 200,
+    "delete_all_jobs": 200,
+    "clean_jobs": 200,
+    "get_job": 200,
+    "patch_job": 200,  # If-Match: 1 is the current version
+    "delete_job": 200,
+    "start_job": 200,
+    "claim_job": 200,
+    "extend_lease": 409,  # not_running: the sample job holds no lease
+    "abort_job": 409,
+    "complete_job": 409,
+    "fail_job": 409,
+    "cancel_job": 200,
+    "post_status": 200,  # a pending job takes status posts without a token
+    "list_messages": 200,
+    "get_result": 409,  # not_finished
+    "list_queues": 200,
+    "list_queue_jobs": 200,
+    "batch": 200,
+    "get_schema": 200,
+}
+TEMPLATE = load_template()
+HTTP_MODULES = sorted(r.function.handler.split(".")[0] for r in http_routes(TEMPLATE))
+
+
+def load_event(module: str) -> dict[str, Any]:
+    return dict(json.loads((EVENTS / f"{module}.json").read_text()))
+
+
+def test_one_event_file_per_function_and_no_other():
+    modules = {spec.handler.split(".")[0] for spec in functions(TEMPLATE).values()}
+    assert {p.stem for p in EVENTS.glob("*.json")} == modules
+    assert set(EXPECTED) == set(HTTP_MODULES)
+
+
+@pytest.mark.parametrize("route", http_routes(TEMPLATE), ids=lambda r: r.route_key)
+def test_each_http_event_is_its_routes_event(route):
+    event = load_event(route.function.handler.split(".")[0])
+    assert event["version"] == "2.0"
+    assert event["routeKey"] == event["requestContext"]["routeKey"] == route.route_key
+    expected_path = route.path
+    for name in re.findall(r"\{(\w+)\}", route.path):
+        expected_path = expected_path.replace("{" + name + "}", event["pathParameters"][name])
+    assert event["rawPath"] == event["requestContext"]["http"]["path"] == expected_path
+    assert event["requestContext"]["http"]["method"] == route.method
+    authorizer = event["requestContext"]["authorizer"]["lambda"]
+    assert authorizer["sub"] and authorizer["role"] in {r.value for r in Role}
+    if "body" in event:
+        json.loads(event["body"])
+
+
+def seed_sample_job(service: Any) -> None:
+    item, _ = service._new_job_item(
+        Principal("svc-thumbnails", Role.SERVICE), {"type": "thumbnail", "owner": "User#1234"}, service.clock.now()
+    )
+    item.update(id=SAMPLE_JOB, **keys.job_key(SAMPLE_JOB))
+    item.update(keys.index_attributes(item))
+    service.store.put(item)
+
+
+@pytest.mark.parametrize("module", HTTP_MODULES)
+def test_each_handler_answers_its_sample(module, api, service, clock):
+    seed_sample_job(service)
+    clock.advance(1)
+    route = next(r for r in http_routes(TEMPLATE) if r.function.handler.startswith(f"{module}."))
+    event = load_event(module)
+    response = api.handler_for(route)(event, None)
+    assert response["headers"]["X-Correlation-Id"] == event["headers"]["x-correlation-id"]
+    assert response["statusCode"] == EXPECTED[module], response["body"]
+    body = json.loads(response["body"]) if response["body"] else None
+    if response["statusCode"] >= 400:
+        assert set(body["error"]) == {"code", "message", "details"}
+
+
+def test_the_authorizer_event_gets_a_simple_response(monkeypatch):
+    monkeypatch.setenv("JOBS_JWT_SECRET", "events-test-secret-0123456789abcdef")
+    handler = load_handler(functions(TEMPLATE)["AuthorizerFunction"])
+    verdict = handler(json.loads(Path(EVENTS / "authorizer.json").read_text()), None)
+    assert verdict["isAuthorized"] is True
+    assert verdict["context"] == {"auth_error": "malformed token"}  # the sample's token is redacted
