@@ -50,31 +50,22 @@ def verify_token(token: str, policy: TokenPolicy) -> Principal:
     except jwt.PyJWTError as error:
         raise Unauthorized("malformed token") from error
     algorithm = header.get("alg")
-    options: Any = {"require": ["exp", "sub"]}
     try:
         if algorithm == "HS256" and policy.secret:
-            claims = jwt.decode(
-                token,
-                policy.secret,
-                algorithms=["HS256"],
-                options=options,
-                leeway=LEEWAY_S,
-                issuer=policy.issuer,
-                audience=policy.audience,
-            )
+            key: Any = policy.secret
         elif algorithm == "RS256" and policy.jwks_url:
-            key = _jwks_client(policy.jwks_url).get_signing_key_from_jwt(token)
-            claims = jwt.decode(
-                token,
-                key.key,
-                algorithms=["RS256"],
-                options=options,
-                leeway=LEEWAY_S,
-                issuer=policy.issuer,
-                audience=policy.audience,
-            )
+            key = _jwks_client(policy.jwks_url).get_signing_key_from_jwt(token).key
         else:
             raise Unauthorized(f"tokens signed with {algorithm!r} are not accepted")
+        claims = jwt.decode(
+            token,
+            key,
+            algorithms=[algorithm],
+            options={"require": ["exp", "sub"]},
+            leeway=LEEWAY_S,
+            issuer=policy.issuer,
+            audience=policy.audience,
+        )
     except jwt.ExpiredSignatureError as error:
         raise Unauthorized("token expired") from error
     except jwt.PyJWTError as error:
