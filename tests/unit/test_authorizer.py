@@ -43,23 +43,35 @@ def claims(**overrides: Any) -> dict[str, Any]:
     return {"sub": "svc-a", "role": "service", "iat": now, "exp": now + 60, **overrides}
 
 
+def signed(key: str | None = SECRET, algorithm: str = "HS256", **overrides: Any) -> Any:
+    """A token built when the test runs (not at collection: its exp must be fresh)."""
+
+    def build() -> str:
+        body = claims(**overrides)
+        for name in [k for k, v in overrides.items() if v is None]:
+            body.pop(name)
+        return str(jwt.encode(body, key, algorithm=algorithm))
+
+    return build
+
+
 @pytest.mark.parametrize(
-    ("token", "message"),
+    ("make_token", "message"),
     [
-        ("", "missing bearer token"),
-        ("abc", "malformed token"),
-        ("a.b.c", "malformed token"),
-        (jwt.encode(claims(), "another-secret-0123456789abcdef0123", algorithm="HS256"), "invalid token"),
-        (jwt.encode(claims(exp=int(time.time()) - 31), SECRET, algorithm="HS256"), "token expired"),
-        (jwt.encode({k: v for k, v in claims().items() if k != "exp"}, SECRET, algorithm="HS256"), "invalid token"),
-        (jwt.encode({k: v for k, v in claims().items() if k != "sub"}, SECRET, algorithm="HS256"), "invalid token"),
-        (jwt.encode(claims(role="root"), SECRET, algorithm="HS256"), "token role must be service, user or admin"),
-        (jwt.encode(claims(), None, algorithm="none"), "tokens signed with 'none' are not accepted"),
+        (lambda: "", "missing bearer token"),
+        (lambda: "abc", "malformed token"),
+        (lambda: "a.b.c", "malformed token"),
+        (signed(key="another-secret-0123456789abcdef0123"), "invalid token"),
+        (signed(exp=int(time.time()) - 31), "token expired"),  # only more expired by run time
+        (signed(exp=None), "invalid token"),
+        (signed(sub=None), "invalid token"),
+        (signed(role="root"), "token role must be service, user or admin"),
+        (signed(key=None, algorithm="none"), "tokens signed with 'none' are not accepted"),
     ],
 )
-def test_bad_tokens_are_refused(token, message):
+def test_bad_tokens_are_refused(make_token, message):
     with pytest.raises(Unauthorized) as caught:
-        verify_token(token, POLICY)
+        verify_token(make_token(), POLICY)
     assert caught.value.message == message
 
 
