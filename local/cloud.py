@@ -62,6 +62,7 @@ class LocalCloud:
         self.table_names: dict[str, str] = {}
         self.resolver: Resolver | None = None
         self._stoppers: list[Callable[[], None]] = []
+        self.event_sources: Any = None  # set by start_event_sources
         self._started = threading.Event()
 
     # -- the parts ----------------------------------------------------------------------

@@ -1,14 +1,318 @@
-"""Event sources: DynamoDB stream mappings, the TTL sweeper, scheduled functions, persistence."""
+"""Event sources: DynamoDB stream mappings and the TTL sweeper.
+
+Stream mappings are read from each function's `Events` of Type DynamoDB. Each mapping polls
+every shard of its table's stream in order and invokes the function with batches in the
+shape AWS sends, honouring BatchSize, MaximumBatchingWindowInSeconds,
+FunctionResponseTypes [ReportBatchItemFailures], MaximumRetryAttempts,
+BisectBatchOnFunctionError and DestinationConfig.OnFailure (an SQS queue): a poison record
+ends in the destination and never blocks its shard.
+
+The TTL sweeper deletes items whose TTL attribute has passed (moto never does), so REMOVE
+records flow as in AWS; their records carry the TTL service's `userIdentity`.
+"""
 
 from __future__ import annotations
 
+import functools
+import json
+import os
+import threading
+import time
 from collections.abc import Callable
-from typing import TYPE_CHECKING
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any
+
+from .resolve import REGION
+from .template import tables
 
 if TYPE_CHECKING:
     from .cloud import LocalCloud
 
+POLL_INTERVAL_S = 0.05
+TTL_SWEEP_INTERVAL_S = float(os.environ.get("JOBS_LOCAL_TTL_SWEEP_S", "5"))
+TTL_IDENTITY = {"type": "Service", "principalId": "dynamodb.amazonaws.com"}
+RETRY_CAP = 10_000  # MaximumRetryAttempts -1 means "until the record expires": capped here
+
+
+@dataclass(frozen=True)
+class StreamMapping:
+    function: str
+    table: str  # logical id
+    batch_size: int = 100
+    window_s: float = 0.0
+    report_failures: bool = False
+    max_retries: int = RETRY_CAP
+    bisect: bool = False
+    on_failure: str | None = None
+    starting_position: str = "LATEST"
+
+
+def stream_mappings(template: dict[str, Any]) -> list[StreamMapping]:
+    found = []
+    for logical_id, resource in template.get("Resources", {}).items():
+        if resource.get("Type") != "AWS::Serverless::Function":
+            continue
+        for event in (resource.get("Properties", {}).get("Events") or {}).values():
+            if event.get("Type") != "DynamoDB":
+                continue
+            props = event.get("Properties", {})
+            if props.get("Enabled") is False:
+                continue
+            stream = props["Stream"]
+            table = stream["Fn::GetAtt"][0] if isinstance(stream, dict) else str(stream).split(".")[0]
+            retries = int(props.get("MaximumRetryAttempts", -1))
+            destination = ((props.get("DestinationConfig") or {}).get("OnFailure") or {}).get("Destination")
+            found.append(
+                StreamMapping(
+                    function=logical_id,
+                    table=table,
+                    batch_size=int(props.get("BatchSize", 100)),
+                    window_s=float(props.get("MaximumBatchingWindowInSeconds", 0)),
+                    report_failures="ReportBatchItemFailures" in (props.get("FunctionResponseTypes") or []),
+                    max_retries=RETRY_CAP if retries < 0 else retries,
+                    bisect=bool(props.get("BisectBatchOnFunctionError", False)),
+                    on_failure=json.dumps(destination) if isinstance(destination, dict) else destination,
+                    starting_position=str(props.get("StartingPosition", "LATEST")),
+                )
+            )
+    return found
+
+
+def _key_of(keys: dict[str, Any]) -> str:
+    return json.dumps(keys, sort_keys=True)
+
+
+class _Sources:
+    def __init__(self, cloud: LocalCloud) -> None:
+        self.cloud = cloud
+        self.stop_event = threading.Event()
+        self.ttl_deleted: dict[str, set[str]] = {}  # table -> keys the sweeper deleted
+        self.lock = threading.Lock()
+        self.threads: list[threading.Thread] = []
+
+    def log(self, line: str) -> None:
+        self.cloud.log(line)
+
+    # -- streams ------------------------------------------------------------------------
+    def open(self, mapping: StreamMapping) -> tuple[str, dict[str, str]] | None:
+        """The stream and an iterator per shard, opened before start() returns, so that
+        nothing written after the start is missed at LATEST."""
+        streams = self.cloud.client("dynamodbstreams")
+        table_name = self.cloud.table_names[mapping.table]
+        arn = self.cloud.client("dynamodb").describe_table(TableName=table_name)["Table"].get("LatestStreamArn")
+        if not arn:
+            self.log(f"[streams] {mapping.table} has no stream; {mapping.function} gets nothing")
+            return None
+        iterators: dict[str, str] = {}
+        for shard in streams.describe_stream(StreamArn=arn)["StreamDescription"]["Shards"]:
+            position = "TRIM_HORIZON" if mapping.starting_position == "TRIM_HORIZON" else "LATEST"
+            iterators[shard["ShardId"]] = streams.get_shard_iterator(
+                StreamArn=arn, ShardId=shard["ShardId"], ShardIteratorType=position
+            )["ShardIterator"]
+        return arn, iterators
+
+    def poll(self, mapping: StreamMapping, arn: str, iterators: dict[str, str]) -> None:
+        streams = self.cloud.client("dynamodbstreams")
+        table_name = self.cloud.table_names[mapping.table]
+        pending: dict[str, list[dict[str, Any]]] = {shard: [] for shard in iterators}
+        first_seen: dict[str, float] = {}
+        while not self.stop_event.is_set():
+            for shard, iterator in list(iterators.items()):
+                response = streams.get_records(ShardIterator=iterator, Limit=1000)
+                iterators[shard] = response.get("NextShardIterator") or iterator
+                records = [self._record(r, arn, table_name) for r in response.get("Records", [])]
+                if records:
+                    first_seen.setdefault(shard, time.monotonic())
+                pending[shard] += records
+                while pending[shard] and (
+                    len(pending[shard]) >= mapping.batch_size or time.monotonic() - first_seen.get(shard, 0) >= mapping.window_s
+                ):
+                    batch, pending[shard] = pending[shard][: mapping.batch_size], pending[shard][mapping.batch_size :]
+                    self.deliver(mapping, batch)
+                if not pending[shard]:
+                    first_seen.pop(shard, None)
+            self.stop_event.wait(POLL_INTERVAL_S)
+
+    def _record(self, raw: dict[str, Any], arn: str, table_name: str) -> dict[str, Any]:
+        record: dict[str, Any] = json.loads(json.dumps(raw, default=str))
+        created = raw.get("dynamodb", {}).get("ApproximateCreationDateTime")
+        if isinstance(created, datetime):
+            record["dynamodb"]["ApproximateCreationDateTime"] = int(created.astimezone(UTC).timestamp())
+        record["eventVersion"] = "1.1"
+        record["awsRegion"] = REGION
+        record["eventSourceARN"] = arn
+        if record.get("eventName") == "REMOVE":
+            key = _key_of(record["dynamodb"].get("Keys", {}))
+            with self.lock:
+                swept = self.ttl_deleted.get(table_name, set())
+                if key in swept:
+                    swept.discard(key)
+                    record["userIdentity"] = dict(TTL_IDENTITY)
+        return record
+
+    def deliver(self, mapping: StreamMapping, batch: list[dict[str, Any]]) -> None:
+        """Invoke until the batch succeeds; failed records go to the destination, then on."""
+        queue = [batch]
+        while queue and not self.stop_event.is_set():
+            records = queue.pop(0)
+            attempts = 0
+            while records:
+                outcome = self.cloud.runtimes[mapping.function].invoke({"Records": records})
+                failed_from = self._failed_from(mapping, outcome, records)
+                if failed_from is None:
+                    self.log(f"[streams] {mapping.function}: {len(records)} record(s) delivered")
+                    break
+                records = records[failed_from:]
+                attempts += 1
+                if mapping.bisect and len(records) > 1:
+                    half = len(records) // 2
+                    queue[:0] = [records[:half], records[half:]]
+                    self.log(f"[streams] {mapping.function}: batch failed, split in two")
+                    break
+                if attempts > mapping.max_retries:
+                    self.to_destination(mapping, records, outcome.error_message or "batch item failure")
+                    break
+
+    @staticmethod
+    def _failed_from(mapping: StreamMapping, outcome: Any, records: list[dict[str, Any]]) -> int | None:
+        """Index of the first record to retry, or None when all succeeded."""
+        if not outcome.ok:
+            return 0
+        if mapping.report_failures and isinstance(outcome.payload, dict):
+            failures = outcome.payload.get("batchItemFailures") or []
+            sequence_numbers = [r["dynamodb"]["SequenceNumber"] for r in records]
+            indexes = [
+                sequence_numbers.index(f["itemIdentifier"]) for f in failures if f.get("itemIdentifier") in sequence_numbers
+            ]
+            if failures and not indexes:
+                return 0  # an identifier we do not know: the whole batch failed
+            return min(indexes) if indexes else None
+        return None
+
+    def to_destination(self, mapping: StreamMapping, records: list[dict[str, Any]], reason: str) -> None:
+        first, last = records[0]["dynamodb"], records[-1]["dynamodb"]
+        message = {
+            "requestContext": {
+                "condition": "RetryAttemptsExhausted",
+                "functionArn": mapping.function,
+                "approximateInvokeCount": mapping.max_retries + 1,
+            },
+            "responseContext": {"statusCode": 200, "executedVersion": "$LATEST", "functionError": reason},
+            "version": "1.0",
+            "timestamp": datetime.now(UTC).isoformat(),
+            "DDBStreamBatchInfo": {
+                "shardId": "local",
+                "startSequenceNumber": first["SequenceNumber"],
+                "endSequenceNumber": last["SequenceNumber"],
+                "batchSize": len(records),
+                "streamArn": records[0]["eventSourceARN"],
+            },
+        }
+        if mapping.on_failure is None:
+            self.log(f"[streams] {mapping.function}: {len(records)} record(s) dropped after retries (no destination)")
+            return
+        destination = mapping.on_failure
+        if destination.startswith("{"):
+            reference = json.loads(destination)
+            logical_id = reference.get("Fn::GetAtt", [reference.get("Ref")])[0]
+            queue_name = self.cloud.resolver.ref(logical_id) if self.cloud.resolver else logical_id
+        else:
+            queue_name = destination.rsplit(":", 1)[-1]
+        sqs = self.cloud.client("sqs")
+        url = sqs.create_queue(QueueName=queue_name)["QueueUrl"]
+        sqs.send_message(QueueUrl=url, MessageBody=json.dumps(message))
+        self.log(f"[streams] {mapping.function}: {len(records)} record(s) sent to {queue_name} after retries")
+
+    # -- TTL ----------------------------------------------------------------------------
+    def sweep_forever(self) -> None:
+        while not self.stop_event.wait(TTL_SWEEP_INTERVAL_S):
+            try:
+                self.sweep()
+            except Exception as error:  # the sweeper must outlive a bad pass
+                self.log(f"[ttl] sweep failed: {error}")
+
+    def sweep(self) -> int:
+        dynamodb = self.cloud.client("dynamodb")
+        deleted = 0
+        for logical_id, properties in tables(self.cloud.template).items():
+            ttl = properties.get("TimeToLiveSpecification") or {}
+            if not ttl.get("Enabled"):
+                continue
+            attribute = ttl["AttributeName"]
+            table_name = self.cloud.table_names[logical_id]
+            key_names = [k["AttributeName"] for k in properties["KeySchema"]]
+            now = str(int(time.time()))
+            start: dict[str, Any] | None = None
+            while True:
+                args: dict[str, Any] = {
+                    "TableName": table_name,
+                    "FilterExpression": "#ttl <= :now",
+                    "ExpressionAttributeNames": {"#ttl": attribute},
+                    "ExpressionAttributeValues": {":now": {"N": now}},
+                }
+                if start:
+                    args["ExclusiveStartKey"] = start
+                page = dynamodb.scan(**args)
+                for item in page.get("Items", []):
+                    keys = {name: item[name] for name in key_names}
+                    with self.lock:
+                        self.ttl_deleted.setdefault(table_name, set()).add(_key_of(keys))
+                    try:
+                        dynamodb.delete_item(
+                            TableName=table_name,
+                            Key=keys,
+                            ConditionExpression="#ttl <= :now",
+                            ExpressionAttributeNames={"#ttl": attribute},
+                            ExpressionAttributeValues={":now": {"N": now}},
+                        )
+                        deleted += 1
+                    except dynamodb.exceptions.ConditionalCheckFailedException:
+                        with self.lock:
+                            self.ttl_deleted[table_name].discard(_key_of(keys))
+                start = page.get("LastEvaluatedKey")
+                if not start:
+                    break
+        if deleted:
+            self.log(f"[ttl] deleted {deleted} expired item(s)")
+        return deleted
+
+    # -- lifecycle ------------------------------------------------------------------------
+    def start(self) -> None:
+        for mapping in stream_mappings(self.cloud.template):
+            opened = self.open(mapping)
+            if opened is None:
+                continue
+            arn, iterators = opened
+            thread = threading.Thread(
+                target=self._guarded(functools.partial(self.poll, mapping, arn, iterators), mapping),
+                name=f"stream-{mapping.function}",
+                daemon=True,
+            )
+            self.threads.append(thread)
+        self.threads.append(threading.Thread(target=self.sweep_forever, name="ttl-sweeper", daemon=True))
+        for thread in self.threads:
+            thread.start()
+
+    def _guarded(self, target: Callable[[], None], mapping: StreamMapping) -> Callable[[], None]:
+        def run() -> None:
+            try:
+                target()
+            except Exception as error:
+                if not self.stop_event.is_set():
+                    self.log(f"[streams] poller of {mapping.function} stopped: {error}")
+
+        return run
+
+    def stop(self) -> None:
+        self.stop_event.set()
+        for thread in self.threads:
+            thread.join(timeout=10)
+
 
 def start_event_sources(cloud: LocalCloud) -> Callable[[], None]:
-    """Start the pollers and sweepers the template implies; returns their stopper."""
-    return lambda: None
+    """Start the stream pollers and the TTL sweeper the template implies; returns their stopper."""
+    sources = _Sources(cloud)
+    cloud.event_sources = sources
+    sources.start()
+    return sources.stop
