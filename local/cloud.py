@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import sys
 import threading
 from collections.abc import Callable
@@ -141,7 +142,21 @@ class LocalCloud:
             "AWS_ENDPOINT_URL_DYNAMODB": self.dynamodb_endpoint,
             "AWS_ENDPOINT_URL_DYNAMODBSTREAMS": self.dynamodb_endpoint,
         }
-        return {**runtime_env, **env}
+        return {**runtime_env, **{name: self._local_endpoint(value) for name, value in env.items()}}
+
+    def _local_endpoint(self, value: str) -> str:
+        """An execute-api URL of one of the template's APIs becomes the local server's URL."""
+
+        def replace(match: re.Match[str]) -> str:
+            api_id, path = match.group(1), match.group(2) or ""
+            kind = (self.template["Resources"].get(api_id) or {}).get("Type", "")
+            if kind == "AWS::ApiGatewayV2::Api":
+                return f"http://{self.config.host}:{self.config.ws_port}{path}"
+            if kind == "AWS::Serverless::HttpApi":
+                return f"http://{self.config.host}:{self.config.http_port}{path}"
+            return match.group(0)
+
+        return re.sub(r"(?:https|wss)://([A-Za-z0-9]+)\.execute-api\.[a-z0-9-]+\.amazonaws\.com(/[^\s]*)?", replace, value)
 
     def _layers(self, spec: FunctionSpec, resolver: Resolver) -> tuple[Path, ...]:
         layers = function_setting(self.template, spec.properties, "Layers", [])

@@ -39,11 +39,14 @@ class HttpRoute:
 
 def functions(template: dict[str, Any], root: Path = PROJECT_ROOT) -> dict[str, FunctionSpec]:
     found = {}
+    function_globals = (template.get("Globals") or {}).get("Function") or {}
     for logical_id, resource in template.get("Resources", {}).items():
         if resource.get("Type") != "AWS::Serverless::Function":
             continue
         properties = resource.get("Properties", {})
-        found[logical_id] = FunctionSpec(logical_id, root / properties["CodeUri"], properties["Handler"], properties)
+        code_uri = properties.get("CodeUri", function_globals.get("CodeUri"))
+        handler = properties.get("Handler", function_globals.get("Handler"))
+        found[logical_id] = FunctionSpec(logical_id, root / str(code_uri), str(handler), properties)
     return found
 
 
