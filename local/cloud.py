@@ -193,7 +193,7 @@ class LocalCloud:
                 authorizer = None
             routes.append(ApiRoute(route, _pattern(route.path), authorizer))
         self.http = HttpApiServer(
-            HttpApi(routes, self.runtimes), host=self.config.host, port=self.config.http_port, log=lambda line: None
+            HttpApi(routes, self.runtimes, log=self.log), host=self.config.host, port=self.config.http_port, log=lambda line: None
         )
 
     # -- lifecycle ------------------------------------------------------------------------

@@ -11,7 +11,7 @@ import re
 import threading
 import time
 import uuid
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -80,7 +80,10 @@ def authorizer_from_template(template: Mapping[str, Any], api_logical_id: str) -
 class HttpApi:
     """Dispatches requests to functions; knows nothing of sockets (see HttpApiServer)."""
 
-    def __init__(self, routes: list[ApiRoute], runtimes: Mapping[str, FunctionRuntime]) -> None:
+    def __init__(
+        self, routes: list[ApiRoute], runtimes: Mapping[str, FunctionRuntime], log: Callable[[str], None] | None = None
+    ) -> None:
+        self.log = log or (lambda line: None)
         # Static segments win over parameters, as in API Gateway.
         self.routes = sorted(routes, key=lambda r: (r.route.path.count("{"), -len(r.route.path)))
         self.runtimes = runtimes
@@ -113,6 +116,7 @@ class HttpApi:
         runtime = self.runtimes[api_route.route.function.logical_id]
         outcome = runtime.invoke(event, timeout_s=INTEGRATION_TIMEOUT_S)
         if not outcome.ok:
+            self.log(f"[http] {api_route.route.function.logical_id} failed: {outcome.error_type}: {outcome.error_message}")
             if outcome.timed_out and runtime.config.timeout_s > INTEGRATION_TIMEOUT_S:
                 return _message(503, "Service Unavailable", request_id)
             return _message(500, "Internal Server Error", request_id)
@@ -220,6 +224,7 @@ class HttpApi:
         }
         outcome = self.runtimes[config.function].invoke(request, timeout_s=INTEGRATION_TIMEOUT_S)
         if not outcome.ok or not isinstance(outcome.payload, dict):
+            self.log(f"[http] authorizer {config.function} failed: {outcome.error_type}: {outcome.error_message}")
             return _message(500, "Internal Server Error", request_id)
         if config.simple_responses:
             allowed = outcome.payload.get("isAuthorized") is True
@@ -270,6 +275,13 @@ class _Handler(BaseHTTPRequestHandler):
     def _serve(self) -> None:
         length = int(self.headers.get("Content-Length") or 0)
         if length > MAX_BODY_BYTES:
+            # Read it all before answering: a client still sending would see a broken pipe.
+            remaining = length
+            while remaining > 0:
+                chunk = self.rfile.read(min(remaining, 1 << 20))
+                if not chunk:
+                    break
+                remaining -= len(chunk)
             status, headers, body = _message(413, "Request Entity Too Large", str(uuid.uuid4()))
             self.close_connection = True
         else:
