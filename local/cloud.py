@@ -202,6 +202,10 @@ class LocalCloud:
         self._stoppers.append(self.moto.stop)
         self.table_names = {logical_id: logical_id for logical_id in tables(self.template)}
         self._create_tables()
+        if self.config.data_dir is not None and self.config.dynamodb_endpoint is None:
+            from .persistence import start_persistence
+
+            self._stoppers.append(start_persistence(self, self.config.data_dir))
         resolver = Resolver(self.template, parameters=self.config.parameters, names=self.table_names)
         resolver.attributes.update(self._attributes())
         self.resolver = resolver

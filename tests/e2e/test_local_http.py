@@ -179,3 +179,30 @@ def test_ctrl_c_stops_everything_cleanly(tmp_path: Path):
     logs = service.logs()
     assert "Traceback" not in logs
     assert "[CreateJobFunction] {" in logs and "[AuthorizerFunction]" not in logs.split("Ready.")[0]
+
+
+def test_another_dynamodb_endpoint_gets_the_tables_and_the_jobs(tmp_path: Path):
+    from localcloud.dynamodb import EmbeddedDynamoDB
+
+    external = EmbeddedDynamoDB()
+    endpoint = external.start()
+    try:
+        service = start_local_service(tmp_path, extra_env={"JOBS_DYNAMODB_ENDPOINT": endpoint})
+        try:
+            token = service.token("service", "svc-ext")
+            job = service.request("POST", "/v1/jobs", token=token, body={"type": "ext"}).body
+        finally:
+            assert stop_local_service(service) == 0
+        import boto3
+
+        client = boto3.client("dynamodb", endpoint_url=endpoint, region_name="us-east-1")
+        assert "JobsTable" in client.list_tables()["TableNames"]
+        item = client.get_item(TableName="JobsTable", Key={"PK": {"S": f"JOB#{job['id']}"}, "SK": {"S": "JOB"}})
+        assert item["Item"]["type"] == {"S": "ext"}
+        again = start_local_service(tmp_path, extra_env={"JOBS_DYNAMODB_ENDPOINT": endpoint})  # tables exist now
+        try:
+            assert again.request("GET", f"/v1/jobs/{job['id']}", token=again.token("service", "svc-ext")).status == 200
+        finally:
+            stop_local_service(again)
+    finally:
+        external.stop()

@@ -105,3 +105,39 @@ def test_ttl_expiry_produces_a_remove_record_from_the_ttl_service(cloud):
         message="a REMOVE by a user",
     )
     assert "userIdentity" not in manual
+
+
+def test_data_dir_keeps_the_tables_across_restarts(tmp_path: Path):
+    data_dir = tmp_path / "data"
+    records = tmp_path / "records.jsonl"
+    records.touch()
+
+    def new_cloud() -> LocalCloud:
+        config = CloudConfig(
+            template_path=FIXTURE,
+            http_port=free_port(),
+            ws_port=free_port(),
+            data_dir=data_dir,
+            parameters={"RecordFile": str(records)},
+        )
+        return LocalCloud(config, log=lambda line: None)
+
+    first = new_cloud()
+    first.start()
+    try:
+        put(first, "kept", n={"N": "7"})
+        wait_for(lambda: recorded(records), timeout=20, message="the INSERT record")
+    finally:
+        first.stop()
+    assert (data_dir / "ItemsTable.json").exists()
+    second = new_cloud()
+    second.start()
+    try:
+        items = second.client("dynamodb").scan(TableName=second.table_names["ItemsTable"])["Items"]
+        assert items == [{"PK": {"S": "kept"}, "n": {"N": "7"}}]
+        put(second, "new")
+        got = wait_for(lambda: recorded(records) if len(recorded(records)) >= 2 else None, timeout=20, message="the new record")
+        # The restore itself emitted no stream record: only the new write followed.
+        assert [r["dynamodb"]["Keys"]["PK"]["S"] for r in got] == ["kept", "new"]
+    finally:
+        second.stop()
