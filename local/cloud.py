@@ -46,6 +46,7 @@ class CloudConfig:
             data_dir=Path(env["JOBS_DATA_DIR"]) if env.get("JOBS_DATA_DIR") else None,
             max_concurrency=int(env.get("JOBS_LOCAL_CONCURRENCY", "4")),
             template_path=Path(env["JOBS_TEMPLATE"]) if env.get("JOBS_TEMPLATE") else TEMPLATE_PATH,
+            parameters=dict(pair.split("=", 1) for pair in env.get("JOBS_PARAMETERS", "").split(",") if "=" in pair),
         )
 
 

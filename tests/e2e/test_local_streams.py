@@ -1,43 +1,61 @@
-"""The local cloud's stream event sources and TTL sweeper, on a small template."""
+"""The local cloud's stream event sources, TTL sweeper and persistence, on a small template,
+served by `make run`'s entry point in a subprocess."""
 
 from __future__ import annotations
 
 import json
+import re
 import time
 from collections.abc import Iterator
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import boto3
 import pytest
 
-from localcloud import event_sources
-from localcloud.cloud import CloudConfig, LocalCloud
-from tests.e2e.conftest import free_port, wait_for
+from tests.e2e.conftest import LocalService, start_local_service, stop_local_service, wait_for
 
 FIXTURE = Path(__file__).parent / "fixtures" / "streams" / "template.yaml"
 
 
+@dataclass
+class StreamCloud:
+    """The local cloud serving the fixture template, as `make run` does, in a subprocess;
+    the test writes to its DynamoDB endpoint (the URL it prints) over HTTP."""
+
+    service: LocalService
+    table_names: dict[str, str] = field(default_factory=lambda: {"ItemsTable": "ItemsTable"})
+
+    def client(self, name: str) -> Any:
+        endpoint = re.search(r"DynamoDB\s+(http://\S+)", self.service.logs())
+        assert endpoint, "the local cloud prints its DynamoDB endpoint"
+        return boto3.client(
+            name, endpoint_url=endpoint.group(1), region_name="us-east-1", aws_access_key_id="x", aws_secret_access_key="x"
+        )
+
+
+def start_cloud(directory: Path, records: Path, **env: str) -> StreamCloud:
+    extra = {"JOBS_TEMPLATE": str(FIXTURE), "JOBS_PARAMETERS": f"RecordFile={records}", "JOBS_LOCAL_TTL_SWEEP_S": "0.2", **env}
+    return StreamCloud(start_local_service(directory, extra_env=extra))
+
+
 @pytest.fixture
-def cloud(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[tuple[LocalCloud, Path]]:
-    monkeypatch.setattr(event_sources, "TTL_SWEEP_INTERVAL_S", 0.2)
+def cloud(tmp_path: Path) -> Iterator[tuple[StreamCloud, Path]]:
     records = tmp_path / "records.jsonl"
     records.touch()
-    config = CloudConfig(
-        template_path=FIXTURE, http_port=free_port(), ws_port=free_port(), parameters={"RecordFile": str(records)}
-    )
-    local = LocalCloud(config, log=lambda line: None)
-    local.start()
+    local = start_cloud(tmp_path, records)
     try:
         yield local, records
     finally:
-        local.stop()
+        stop_local_service(local.service)
 
 
 def recorded(path: Path) -> list[dict[str, Any]]:
     return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
 
 
-def put(local: LocalCloud, key: str, **attributes: Any) -> None:
+def put(local: StreamCloud, key: str, **attributes: Any) -> None:
     item = {"PK": {"S": key}, **attributes}
     local.client("dynamodb").put_item(TableName=local.table_names["ItemsTable"], Item=item)
 
@@ -111,33 +129,20 @@ def test_data_dir_keeps_the_tables_across_restarts(tmp_path: Path):
     data_dir = tmp_path / "data"
     records = tmp_path / "records.jsonl"
     records.touch()
-
-    def new_cloud() -> LocalCloud:
-        config = CloudConfig(
-            template_path=FIXTURE,
-            http_port=free_port(),
-            ws_port=free_port(),
-            data_dir=data_dir,
-            parameters={"RecordFile": str(records)},
-        )
-        return LocalCloud(config, log=lambda line: None)
-
-    first = new_cloud()
-    first.start()
+    first = start_cloud(tmp_path, records, JOBS_DATA_DIR=str(data_dir))
     try:
         put(first, "kept", n={"N": "7"})
         wait_for(lambda: recorded(records), timeout=20, message="the INSERT record")
     finally:
-        first.stop()
+        assert stop_local_service(first.service) == 0
     assert (data_dir / "ItemsTable.json").exists()
-    second = new_cloud()
-    second.start()
+    second = start_cloud(tmp_path, records, JOBS_DATA_DIR=str(data_dir))
     try:
-        items = second.client("dynamodb").scan(TableName=second.table_names["ItemsTable"])["Items"]
+        items = second.client("dynamodb").scan(TableName="ItemsTable")["Items"]
         assert items == [{"PK": {"S": "kept"}, "n": {"N": "7"}}]
         put(second, "new")
         got = wait_for(lambda: recorded(records) if len(recorded(records)) >= 2 else None, timeout=20, message="the new record")
         # The restore itself emitted no stream record: only the new write followed.
         assert [r["dynamodb"]["Keys"]["PK"]["S"] for r in got] == ["kept", "new"]
     finally:
-        second.stop()
+        stop_local_service(second.service)

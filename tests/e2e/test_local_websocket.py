@@ -1,9 +1,11 @@
-"""The local cloud's WebSocket API and @connections API, on a small template."""
+"""The local cloud's WebSocket API and @connections API, on a small template, driven over
+WebSocket and HTTP only (the functions record what they get in a file)."""
 
 from __future__ import annotations
 
 import json
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -12,38 +14,47 @@ import pytest
 from websockets.exceptions import InvalidStatus
 from websockets.sync.client import connect
 
-from localcloud.cloud import CloudConfig, LocalCloud
-from tests.e2e.conftest import free_port, wait_for
+from tests.e2e.conftest import LocalService, start_local_service, stop_local_service, wait_for
 
 FIXTURE = Path(__file__).parent / "fixtures" / "ws" / "template.yaml"
 
 
+@dataclass
+class WsCloud:
+    """The local cloud serving the fixture template, as `make run` does, in a subprocess."""
+
+    service: LocalService
+
+    @property
+    def ws_port(self) -> int:
+        return int(self.service.ws_url.rsplit(":", 1)[1])
+
+
 @pytest.fixture(scope="module")
-def cloud(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[LocalCloud, Path]]:
-    events = tmp_path_factory.mktemp("ws") / "events.jsonl"
+def cloud(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[WsCloud, Path]]:
+    directory = tmp_path_factory.mktemp("ws")
+    events = directory / "events.jsonl"
     events.touch()
-    config = CloudConfig(template_path=FIXTURE, http_port=free_port(), ws_port=free_port(), parameters={"EventFile": str(events)})
-    local = LocalCloud(config, log=lambda line: None)
-    local.start()
+    service = start_local_service(directory, extra_env={"JOBS_TEMPLATE": str(FIXTURE), "JOBS_PARAMETERS": f"EventFile={events}"})
     try:
-        yield local, events
+        yield WsCloud(service), events
     finally:
-        local.stop()
+        stop_local_service(service)
 
 
 def recorded(path: Path) -> list[dict[str, Any]]:
     return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
 
 
-def ws_url(local: LocalCloud, token: str | None = "good") -> str:
+def ws_url(local: WsCloud, token: str | None = "good") -> str:
     query = f"?token={token}" if token else ""
-    return f"ws://127.0.0.1:{local.config.ws_port}/{query}"
+    return f"ws://127.0.0.1:{local.ws_port}/{query}"
 
 
-def management(local: LocalCloud) -> Any:
+def management(local: WsCloud) -> Any:
     return boto3.client(
         "apigatewaymanagementapi",
-        endpoint_url=f"http://127.0.0.1:{local.config.ws_port}",
+        endpoint_url=f"http://127.0.0.1:{local.ws_port}",
         region_name="us-east-1",
         aws_access_key_id="local",
         aws_secret_access_key="local",
