@@ -134,3 +134,26 @@ def test_a_frame_over_128_kb_closes_the_socket(cloud):
         socket.send("x" * (128 * 1024 + 1))
         wait_for(lambda: _closed(socket), timeout=20, message="the close")
         assert socket.close_code == 1009
+
+
+def test_an_idle_connection_is_closed_and_disconnected(tmp_path: Path):
+    events = tmp_path / "events.jsonl"
+    events.touch()
+    service = start_local_service(
+        tmp_path,
+        extra_env={"JOBS_TEMPLATE": str(FIXTURE), "JOBS_PARAMETERS": f"EventFile={events}", "JOBS_LOCAL_WS_IDLE_S": "1"},
+    )
+    try:
+        local = WsCloud(service)
+        with connect(ws_url(local), open_timeout=20) as socket:
+            connection_id = connection_id_of(events, "$connect", 0)
+            wait_for(lambda: _closed(socket), timeout=20, message="the idle close")
+            assert socket.close_code == 1001
+        gone = wait_for(
+            lambda: [e for e in recorded(events) if e["requestContext"]["routeKey"] == "$disconnect"],
+            timeout=20,
+            message="$disconnect",
+        )
+        assert gone[-1]["requestContext"]["connectionId"] == connection_id
+    finally:
+        stop_local_service(service)
