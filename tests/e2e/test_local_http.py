@@ -17,27 +17,14 @@ from jobcore.auth import mint_token
 from localcloud.functions import http_routes
 from localcloud.template import load_template
 from tests.e2e.conftest import PROJECT_ROOT, LocalService, start_local_service, stop_local_service, wait_for
+from tests.support.routes import may_call
 
 ROUTES = sorted((r.method, r.path) for r in http_routes(load_template()))
-SERVICE_ONLY_FOR_USERS = {
-    ("POST", "/v1/jobs"), ("POST", "/v1/jobs/clean"), ("PATCH", "/v1/jobs/{id}"), ("DELETE", "/v1/jobs/{id}"),
-    ("POST", "/v1/jobs/{id}/start"), ("POST", "/v1/queues/{type}/claim"), ("POST", "/v1/jobs/{id}/extend"),
-    ("POST", "/v1/jobs/{id}/abort"), ("POST", "/v1/jobs/{id}/complete"), ("POST", "/v1/jobs/{id}/fail"),
-    ("POST", "/v1/jobs/{id}/status"), ("GET", "/v1/queues"), ("GET", "/v1/queues/{type}/jobs"), ("POST", "/v1/batch"),
-}  # fmt: skip
 MISSING = "01JDA3Q0Z8M6W4K2T9R7P5N3B1"
 
 
 def concrete(path: str) -> str:
     return path.replace("{id}", MISSING).replace("{type}", "nothing")
-
-
-def forbidden(role: str, route: tuple[str, str]) -> bool:
-    if role == "admin":
-        return False
-    if route == ("DELETE", "/v1/jobs"):
-        return True
-    return role == "user" and route in SERVICE_ONLY_FOR_USERS
 
 
 def test_every_route_and_role_over_http(local_service: LocalService):
@@ -47,7 +34,7 @@ def test_every_route_and_role_over_http(local_service: LocalService):
             if (method, path) == ("DELETE", "/v1/jobs"):
                 continue  # would wipe the other tests' jobs; checked below for the refusals
             reply = local_service.request(method, concrete(path), token=token, body={})
-            if forbidden(role, (method, path)):
+            if not may_call(role, (method, path)):
                 assert (reply.status, reply.error_code) == (403, "forbidden"), (role, method, path)
             else:
                 assert reply.status < 500 and reply.status != 403, (role, method, path, reply.body)

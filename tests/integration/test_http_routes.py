@@ -10,28 +10,14 @@ from botocore.exceptions import ClientError
 from jobcore.model import Principal, Role
 from localcloud.functions import http_routes
 from localcloud.template import load_template
+from tests.support.routes import may_call
 
 JOB = "01JDA3Q0Z8M6W4K2T9R7P5N3B1"
-SERVICE_ONLY = {
-    ("POST", "/v1/jobs"), ("POST", "/v1/jobs/clean"), ("PATCH", "/v1/jobs/{id}"), ("DELETE", "/v1/jobs/{id}"),
-    ("POST", "/v1/jobs/{id}/start"), ("POST", "/v1/queues/{type}/claim"), ("POST", "/v1/jobs/{id}/extend"),
-    ("POST", "/v1/jobs/{id}/abort"), ("POST", "/v1/jobs/{id}/complete"), ("POST", "/v1/jobs/{id}/fail"),
-    ("POST", "/v1/jobs/{id}/status"), ("GET", "/v1/queues"), ("GET", "/v1/queues/{type}/jobs"), ("POST", "/v1/batch"),
-}  # fmt: skip
-ADMIN_ONLY = {("DELETE", "/v1/jobs")}
 ROUTES = sorted((r.method, r.path) for r in http_routes(load_template()))
 
 
 def concrete(path: str) -> str:
     return path.replace("{id}", JOB).replace("{type}", "q")
-
-
-def allowed(role: Role, route: tuple[str, str]) -> bool:
-    if role is Role.ADMIN:
-        return True
-    if route in ADMIN_ONLY:
-        return False
-    return not (role is Role.USER and route in SERVICE_ONLY)
 
 
 def assert_error(result: Any, status: int, code: str) -> None:
@@ -46,7 +32,7 @@ def assert_error(result: Any, status: int, code: str) -> None:
 @pytest.mark.parametrize("role", list(Role), ids=lambda r: r.value)
 def test_roles_on_every_route(api, route, role):
     result = api.call(route[0], concrete(route[1]), principal=Principal(f"{role.value}-1", role), body={})
-    if allowed(role, route):
+    if may_call(role.value, route):
         assert result.status != 403, result.body
     else:
         assert_error(result, 403, "forbidden")

@@ -1,0 +1,20 @@
+"""Which role may call which route (API.md "Routes"), for the tests that check it."""
+
+from __future__ import annotations
+
+# Routes users may not call (services and admins may).
+SERVICE_ONLY = {
+    ("POST", "/v1/jobs"), ("POST", "/v1/jobs/clean"), ("PATCH", "/v1/jobs/{id}"), ("DELETE", "/v1/jobs/{id}"),
+    ("POST", "/v1/jobs/{id}/start"), ("POST", "/v1/queues/{type}/claim"), ("POST", "/v1/jobs/{id}/extend"),
+    ("POST", "/v1/jobs/{id}/abort"), ("POST", "/v1/jobs/{id}/complete"), ("POST", "/v1/jobs/{id}/fail"),
+    ("POST", "/v1/jobs/{id}/status"), ("GET", "/v1/queues"), ("GET", "/v1/queues/{type}/jobs"), ("POST", "/v1/batch"),
+}  # fmt: skip
+ADMIN_ONLY = {("DELETE", "/v1/jobs")}
+
+
+def may_call(role: str, route: tuple[str, str]) -> bool:
+    if role == "admin":
+        return True
+    if route in ADMIN_ONLY:
+        return False
+    return not (role == "user" and route in SERVICE_ONLY)
