@@ -819,7 +819,7 @@ class JobService:
         except _Changed:
             self.claim_conflicts += 1
             return None
-        except _DependencyChecksFailed as failed:
+        except _ExtraWritesFailed as failed:  # only dependency checks ride along with a lease
             return self._dependencies_unmet(candidate, failed.reasons, list(checks.values()), now)
 
     def _dependencies_unmet(
@@ -1680,8 +1680,6 @@ class _ExtraWritesFailed(Exception):
         super().__init__("transaction canceled")
         self.reasons = reasons
 
-
-_DependencyChecksFailed = _ExtraWritesFailed
 
 _INDEX_KEYS: dict[str | None, tuple[str, ...]] = {
     None: ("PK", "SK"),
