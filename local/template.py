@@ -66,9 +66,9 @@ def create_table_request(properties: dict[str, Any], table_name: str) -> dict[st
 
 
 def create_tables(client: Any, template: dict[str, Any], names: dict[str, str]) -> None:
-    """Create each template table under the name given for its logical id, with its TTL."""
+    """Create each template table under the name given for its logical id (or that id), with its TTL."""
     for logical_id, properties in tables(template).items():
-        table_name = names[logical_id]
+        table_name = names.get(logical_id, logical_id)
         client.create_table(**create_table_request(properties, table_name))
         ttl = properties.get("TimeToLiveSpecification")
         if ttl and ttl.get("Enabled"):

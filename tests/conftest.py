@@ -13,13 +13,16 @@ from moto import mock_aws
 
 from jobcore.clock import ManualClock
 from jobcore.config import Settings
+from jobcore.live import FanOut, LiveService, LiveSettings
 from jobcore.model import Principal, Role
 from jobcore.service import JobService
-from jobcore.store import JobStore
+from jobcore.store import TableStore
 from localcloud.template import create_tables, load_template
 from tests.support.counting import RequestCounter
+from tests.support.sockets import FakeSockets
 
 TABLE_NAME = "jobs-test"
+CONNECTIONS_TABLE = "connections-test"
 
 
 @pytest.fixture(autouse=True)
@@ -45,7 +48,7 @@ def template() -> dict[str, Any]:
 def dynamodb(template: dict[str, Any], _aws_environment: None) -> Iterator[Any]:
     with mock_aws():
         client = boto3.client("dynamodb", region_name="us-east-1")
-        create_tables(client, template, {"JobsTable": TABLE_NAME})
+        create_tables(client, template, {"JobsTable": TABLE_NAME, "ConnectionsTable": CONNECTIONS_TABLE})
         yield client
 
 
@@ -61,7 +64,7 @@ def settings() -> Settings:
 
 @pytest.fixture
 def service(dynamodb: Any, settings: Settings, clock: ManualClock) -> JobService:
-    return JobService(JobStore(dynamodb, TABLE_NAME), settings, clock=clock, rng=random.Random(7))
+    return JobService(TableStore(dynamodb, TABLE_NAME), settings, clock=clock, rng=random.Random(7))
 
 
 @pytest.fixture
@@ -105,3 +108,29 @@ def api(template: dict[str, Any], service: JobService) -> Iterator[Any]:
         yield ApiClient(http_routes(template))
     finally:
         http.services.set(None)
+
+
+@pytest.fixture
+def live_service(dynamodb: Any, service: JobService, clock: ManualClock) -> LiveService:
+    """Connections and subscriptions on the test's tables; subscribing to a job reads the test's engine."""
+    connections = TableStore(dynamodb, CONNECTIONS_TABLE)
+    return LiveService(connections, LiveSettings(CONNECTIONS_TABLE), jobs=lambda: service, clock=clock)
+
+
+@pytest.fixture
+def sockets() -> FakeSockets:
+    return FakeSockets()
+
+
+@pytest.fixture
+def fan_out(live_service: LiveService, sockets: FakeSockets) -> Iterator[FanOut]:
+    """The fan-out of the stream function, posting to fake sockets."""
+    from jobcore.live_api import live
+
+    fan = FanOut(live_service, sockets.post)
+    live.set(live_service, fan)
+    try:
+        yield fan
+    finally:
+        live.set(None)
+        fan.pool.shutdown()

@@ -20,7 +20,7 @@ from jobcore.config import Settings
 from jobcore.errors import LeaseLost
 from jobcore.model import JobState, Principal, Role
 from jobcore.service import JobService
-from jobcore.store import JobStore
+from jobcore.store import TableStore
 from tests.integration.conftest import TABLE_NAME
 
 pytestmark = pytest.mark.race
@@ -32,7 +32,7 @@ def new_service(client_factory: Any, *, seed: int | None = None) -> JobService:
     import random
 
     return JobService(
-        JobStore(client_factory(), TABLE_NAME),
+        TableStore(client_factory(), TABLE_NAME),
         Settings(table_name=TABLE_NAME, poll_interval_ms=20),
         clock=SystemClock(),
         rng=random.Random(seed),

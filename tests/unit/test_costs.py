@@ -17,7 +17,7 @@ from jobcore.clock import ManualClock, to_iso
 from jobcore.config import Settings
 from jobcore.model import Job, JobState, Principal
 from jobcore.service import JobService
-from jobcore.store import JobStore, serialize
+from jobcore.store import TableStore, serialize
 from tests.conftest import TABLE_NAME
 from tests.support.counting import RequestCounter
 
@@ -145,7 +145,7 @@ def items_read_per_claim(service: JobService, svc: Principal, clock: ManualClock
 
 def test_items_read_per_claim_do_not_grow_with_queue_depth(dynamodb, svc, clock, counter):
     settings = Settings(table_name=TABLE_NAME)
-    shallow = JobService(JobStore(dynamodb, TABLE_NAME), settings, clock=clock, rng=random.Random(1))
+    shallow = JobService(TableStore(dynamodb, TABLE_NAME), settings, clock=clock, rng=random.Random(1))
     fill_queue(shallow, svc, 100)
     clock.advance(1)
     at_100 = items_read_per_claim(shallow, svc, clock, counter)

@@ -14,6 +14,7 @@ from jobcore import items as keys
 from jobcore.model import Principal, Role
 from localcloud.functions import functions, http_routes, load_handler
 from localcloud.template import PROJECT_ROOT, load_template
+from localcloud.websocket_api import websocket_apis
 
 EVENTS = PROJECT_ROOT / "events"
 SAMPLE_JOB = "01JDA3Q0Z8M6W4K2T9R7P5N3B1"
@@ -101,3 +102,57 @@ def test_the_authorizer_event_gets_a_simple_response(monkeypatch):
     verdict = handler(json.loads(Path(EVENTS / "authorizer.json").read_text()), None)
     assert verdict["isAuthorized"] is True
     assert verdict["context"] == {"auth_error": "malformed token"}  # the sample's token is redacted
+
+
+WS_ROUTES = websocket_apis(TEMPLATE)[0].routes
+WS_MODULES = {key: functions(TEMPLATE)[r.function].handler.split(".")[0] for key, r in WS_ROUTES.items() if r.function}
+EVENT_TYPES = {"$connect": "CONNECT", "$disconnect": "DISCONNECT"}
+
+
+def ws_handler(module: str) -> Any:
+    spec = next(s for s in functions(TEMPLATE).values() if s.handler.startswith(f"{module}."))
+    return load_handler(spec)
+
+
+@pytest.mark.parametrize("route_key", sorted(WS_MODULES))
+def test_each_websocket_event_is_its_routes_event(route_key):
+    event = load_event(WS_MODULES[route_key])
+    context = event["requestContext"]
+    assert context["routeKey"] == route_key
+    assert context["eventType"] == EVENT_TYPES.get(route_key, "MESSAGE")
+    assert context["connectionId"]
+    assert context["authorizer"]["sub"] and context["authorizer"]["role"] in {r.value for r in Role}
+    if context["eventType"] == "MESSAGE":
+        action = json.loads(event["body"])["action"]
+        assert (action == route_key) == (route_key != "$default")
+
+
+def test_each_websocket_handler_answers_its_sample(live_service, service, dynamodb):
+    from jobcore.live_api import live
+
+    live.set(live_service)
+    try:
+        replies = {key: ws_handler(m)(load_event(m), None) for key, m in WS_MODULES.items() if key != "$disconnect"}
+        connection = load_event(WS_MODULES["$connect"])["requestContext"]["connectionId"]
+        assert replies["$connect"] == {"statusCode": 200}
+        assert json.loads(replies["subscribe"]["body"]) == {"type": "subscribed", "topic": {"owner": "User#1234"}}
+        assert json.loads(replies["unsubscribe"]["body"]) == {"type": "unsubscribed", "topic": {"owner": "User#1234"}}
+        assert json.loads(replies["ping"]["body"]) == {"type": "pong"}
+        refused = json.loads(replies["$default"]["body"])
+        assert refused["type"] == "error"
+        assert refused["error"]["code"] == "invalid_request"
+        assert "status" in refused["error"]["details"]["fields"]["action"]
+        assert ws_handler(WS_MODULES["$disconnect"])(load_event(WS_MODULES["$disconnect"]), None) == {"statusCode": 200}
+        assert live_service.disconnect(connection) == 0  # $disconnect already removed everything
+    finally:
+        live.set(None)
+
+
+def test_the_fan_out_sample_reaches_the_owners_socket(fan_out, live_service, sockets):
+    owner = Principal("User#1234", Role.USER)
+    live_service.connect("phone", owner)
+    live_service.subscribe("phone", owner, {"action": "subscribe"})
+    result = ws_handler("fan_out")(load_event("fan_out"), None)
+    assert result == {"batchItemFailures": []}
+    (update,) = sockets.received["phone"]
+    assert (update["job_id"], update["version"], update["message_to_append"]) == (SAMPLE_JOB, 2, "Resized IMG_0001.jpg")

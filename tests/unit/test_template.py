@@ -98,9 +98,11 @@ def test_every_http_function_has_one_route_and_its_own_module(template):
 
 
 def test_functions_get_least_privilege(template):
-    """Only named DynamoDB actions on the jobs table (and its indexes); no managed CRUD policy."""
+    """Only named actions; DynamoDB ones on the template's tables (their indexes only for a
+    Query or Scan); no managed CRUD policy."""
     from localcloud.functions import functions
 
+    table_arns = [{"Fn::GetAtt": [name, "Arn"]} for name in tables(template)]
     for spec in functions(template).values():
         for policy in spec.properties.get("Policies", []):
             assert isinstance(policy, dict) and set(policy) == {"Statement"}, f"{spec.logical_id}: {policy}"
@@ -110,9 +112,14 @@ def test_functions_get_least_privilege(template):
                 resources = statement["Resource"]
                 assert resources, spec.logical_id
                 if any(a.startswith("dynamodb:") for a in actions):
-                    assert {"Fn::GetAtt": ["JobsTable", "Arn"]} in resources
+                    assert all(a.startswith("dynamodb:") for a in actions), spec.logical_id
+                    tables_named = [r for r in resources if r in table_arns]
+                    assert len(tables_named) == 1, spec.logical_id
                     uses_index = any(a in ("dynamodb:Query", "dynamodb:Scan") for a in actions)
-                    assert (len(resources) == 2) == uses_index, spec.logical_id
+                    index_arns = [r for r in resources if r not in table_arns]
+                    assert len(index_arns) <= (1 if uses_index else 0), spec.logical_id
+                    for arn in index_arns:
+                        assert arn["Fn::Sub"].startswith("${" + tables_named[0]["Fn::GetAtt"][0] + ".Arn}/index/")
 
 
 def test_runtime_settings_live_in_globals(template):
@@ -122,5 +129,8 @@ def test_runtime_settings_live_in_globals(template):
     from localcloud.functions import functions
 
     for spec in functions(template).values():
-        for key in ("Runtime", "Architectures", "Timeout", "Tracing"):
+        for key in ("Runtime", "Architectures", "Tracing"):
             assert key not in spec.properties, f"{spec.logical_id} overrides {key}"
+        # Only a stream consumer may take longer than a request (a batch of 100 changes).
+        stream_consumer = any(e.get("Type") == "DynamoDB" for e in (spec.properties.get("Events") or {}).values())
+        assert "Timeout" not in spec.properties or stream_consumer, f"{spec.logical_id} overrides Timeout"

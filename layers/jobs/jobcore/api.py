@@ -24,7 +24,7 @@ from .config import Settings
 from .errors import Forbidden, InvalidJson, InvalidRequest, JobsError, PayloadTooLarge, Throttled, Unauthorized
 from .model import Principal, Role
 from .service import JobService
-from .store import JobStore, make_client
+from .store import TableStore, make_client
 
 SERVICE_ROLES = frozenset({Role.SERVICE, Role.ADMIN})
 OWNER_ROLES = frozenset({Role.SERVICE, Role.USER, Role.ADMIN})
@@ -57,7 +57,7 @@ class _Services:
     def get(self) -> JobService:
         if self._service is None:
             settings = Settings.from_env()
-            self._service = JobService(JobStore(make_client(), settings.table_name), settings)
+            self._service = JobService(TableStore(make_client(), settings.table_name), settings)
         return self._service
 
     def set(self, service: JobService | None) -> None:

@@ -45,7 +45,7 @@ from .store import (
     ConditionFailed,
     Expr,
     Item,
-    JobStore,
+    TableStore,
     TransactionCanceled,
     Write,
     decode_cursor,
@@ -158,7 +158,7 @@ class JobService:
 
     def __init__(
         self,
-        store: JobStore,
+        store: TableStore,
         settings: Settings,
         clock: Clock | None = None,
         rng: random.Random | None = None,

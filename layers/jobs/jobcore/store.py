@@ -1,4 +1,4 @@
-"""The only module that talks to DynamoDB.
+"""The only module that talks to AWS: DynamoDB, and the WebSocket API's @connections.
 
 It serializes values, runs requests, and turns botocore errors into domain exceptions:
 a failed condition carries the item as it was (``ReturnValuesOnConditionCheckFailure=
@@ -22,6 +22,7 @@ from botocore.exceptions import ClientError
 from .errors import InvalidRequest, ServiceUnavailable, Throttled
 
 if TYPE_CHECKING:
+    from mypy_boto3_apigatewaymanagementapi import ApiGatewayManagementApiClient
     from mypy_boto3_dynamodb import DynamoDBClient
 
 Item = dict[str, Any]
@@ -161,8 +162,8 @@ def decode_cursor(index: str, cursor: str) -> Item:
         raise InvalidRequest.fields({"cursor": "not a cursor of this listing"}) from exc
 
 
-class JobStore:
-    """Data access for the jobs table."""
+class TableStore:
+    """Data access for one DynamoDB table (the jobs table, the connections table)."""
 
     def __init__(self, client: DynamoDBClient, table_name: str) -> None:
         self.client = client
@@ -355,3 +356,37 @@ class JobStore:
                 if request and attempts > 8:
                     raise Throttled("DynamoDB left deletes unprocessed; retry later", retry_after_s=1)
         return len(keys)
+
+
+class ConnectionGone(Exception):
+    """The WebSocket connection no longer exists (410 from @connections)."""
+
+
+class SocketGateway:
+    """Posts to WebSocket connections through API Gateway's @connections API."""
+
+    def __init__(self, endpoint_url: str, *, max_parallel: int = 32) -> None:
+        import boto3
+
+        config = Config(
+            # Throttling (429 LimitExceededException) is retried with backoff by botocore.
+            retries={"mode": "standard", "max_attempts": 3},
+            connect_timeout=2,
+            read_timeout=5,
+            max_pool_connections=max_parallel,
+        )
+        self.client: ApiGatewayManagementApiClient = boto3.client(
+            "apigatewaymanagementapi", endpoint_url=endpoint_url, config=config
+        )
+
+    def post(self, connection_id: str, data: bytes) -> None:
+        """Send one message; raises ConnectionGone for a connection that went away."""
+        try:
+            self.client.post_to_connection(ConnectionId=connection_id, Data=data)
+        except self.client.exceptions.GoneException:
+            raise ConnectionGone(connection_id) from None
+        except ClientError as error:
+            code = error.response.get("Error", {}).get("Code", "")
+            if code == "LimitExceededException":
+                raise Throttled("API Gateway is throttling posts; retry later", retry_after_s=1) from error
+            raise ServiceUnavailable(f"posting to {connection_id} failed: {code or error}") from error
