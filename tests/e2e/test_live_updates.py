@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import re
+import time
 import uuid
 from collections.abc import Iterator
 from contextlib import ExitStack
@@ -184,3 +185,27 @@ def test_a_poison_record_goes_to_the_failure_queue_and_does_not_block_the_others
     (failure,) = wait_for(failures, timeout=60, message="the poison record in the failure queue")
     assert failure["requestContext"]["condition"] == "RetryAttemptsExhausted"
     assert failure["DDBStreamBatchInfo"]["batchSize"] == 1  # bisected down to the poison record alone
+
+
+def test_subscribers_are_told_when_ttl_expires_a_job(local_service, sockets):
+    owner = f"User#{uuid.uuid4().hex[:8]}"
+    subscriber = sockets("user", owner)
+    assert subscriber.send({"action": "subscribe"})["type"] == "subscribed"
+    job_id = create(local_service, "expiring", owner)
+    post_status(local_service, job_id, {"complete": True})
+    assert [u["version"] for u in subscriber.until(job_id)] == [1]
+    assert subscriber.receive()["complete"] is True
+    # Retention would take days: move the finished job's TTL into the past instead (the
+    # update itself is a MODIFY of the same version, which subscribers get as a duplicate).
+    aws(local_service, "dynamodb").update_item(
+        TableName="JobsTable",
+        Key={"PK": {"S": f"JOB#{job_id}"}, "SK": {"S": "JOB"}},
+        UpdateExpression="SET expires_at = :past",
+        ExpressionAttributeValues={":past": {"N": str(int(time.time()) - 1)}},
+    )
+    removed = subscriber.receive(timeout=60)
+    while removed["type"] != "task_removed":
+        assert (removed["job_id"], removed["version"]) == (job_id, 2)
+        removed = subscriber.receive(timeout=60)
+    assert removed == {"type": "task_removed", "job_id": job_id, "version": 3, "reason": "expired"}
+    assert local_service.request("GET", f"/v1/jobs/{job_id}", token=local_service.token("user", owner)).status == 404

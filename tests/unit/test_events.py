@@ -156,3 +156,18 @@ def test_the_fan_out_sample_reaches_the_owners_socket(fan_out, live_service, soc
     assert result == {"batchItemFailures": []}
     (update,) = sockets.received["phone"]
     assert (update["job_id"], update["version"], update["message_to_append"]) == (SAMPLE_JOB, 2, "Resized IMG_0001.jpg")
+
+
+def test_disconnect_needs_no_principal(live_service):
+    from jobcore.live_api import live
+
+    owner = Principal("User#1234", Role.USER)
+    event = load_event(WS_MODULES["$disconnect"])
+    live_service.connect(event["requestContext"]["connectionId"], owner)
+    del event["requestContext"]["authorizer"]
+    live.set(live_service)
+    try:
+        assert ws_handler(WS_MODULES["$disconnect"])(event, None) == {"statusCode": 200}
+    finally:
+        live.set(None)
+    assert live_service.disconnect(event["requestContext"]["connectionId"]) == 0

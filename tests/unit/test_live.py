@@ -20,10 +20,10 @@ from jobcore.live import (
     connection_pk,
     encode,
 )
-from jobcore.live_api import fan_out_handler
 from jobcore.model import Principal, Role
 from jobcore.service import JobService
 from jobcore.store import TableStore, serialize
+from jobcore.stream_api import fan_out_handler
 from tests.conftest import CONNECTIONS_TABLE as CONNECTIONS
 from tests.support.counting import RequestCounter
 
@@ -305,3 +305,27 @@ def test_the_fan_out_queries_each_topic_once_per_batch(fan_out, live_service, dy
     # job, type and owner topics: three Queries for the five changes of the batch.
     assert counter.calls == {"Query": 3}
     assert counter.items_read == 5
+
+
+def test_a_damaged_subscription_item_does_not_stop_the_others(fan_out, live_service, dynamodb, sockets, stream, svc, alice):
+    connect(live_service, "a", alice, {})
+    damaged = {"PK": "C#broken", "SK": f"S#owner#{alice.sub}", "topic": f"owner#{alice.sub}", "role": "wizard"}
+    dynamodb.put_item(TableName=CONNECTIONS, Item=serialize(damaged))
+    _, created = stream.create(svc, {"type": "count", "owner": alice.sub})
+    assert fan_out_handler({"Records": [created]}, None) == {"batchItemFailures": []}
+    assert sockets.versions("a") == [1]
+
+
+def test_the_documented_messages_have_the_fields_the_fan_out_sends(stream, svc):
+    import re
+
+    from localcloud.template import PROJECT_ROOT
+
+    documented = [
+        json.loads(block) for block in re.findall(r"```json\n(.*?)```", (PROJECT_ROOT / "docs/live-updates.md").read_text(), re.S)
+    ]
+    by_type = {message["type"]: message for message in documented}
+    job_id, created = stream.create(svc, {"type": "count", "owner": "User#1"})
+    assert set(change_of(created).message) == set(by_type["task_update"])
+    removed = change_of(stream.record("REMOVE", stream.item(job_id), None, ttl=True))
+    assert set(removed.message) == set(by_type["task_removed"])

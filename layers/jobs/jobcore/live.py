@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import json
 import os
+import threading
 from collections.abc import Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -91,6 +92,15 @@ class Subscriber:
 
 def connection_pk(connection_id: str) -> str:
     return f"C#{connection_id}"
+
+
+def _subscriber_of(item: Mapping[str, Any]) -> Subscriber | None:
+    """A subscription item as the fan-out needs it; None for a damaged one, which must not
+    stop the updates of every other subscriber of its topic."""
+    try:
+        return Subscriber(str(item["connection_id"]), str(item["sub"]), Role(str(item["role"])), int(item["expires_at"]))
+    except (KeyError, ValueError, TypeError):
+        return None
 
 
 class LiveService:
@@ -207,12 +217,11 @@ class LiveService:
         start: dict[str, Any] | None = None
         while True:
             page, start = self.connections.query(condition, e, index=TOPIC_INDEX, start_key=start)
-            # TTL deletes lag; an item past its expiry is already gone for us.
-            found += [
-                Subscriber(str(i["connection_id"]), str(i["sub"]), Role(str(i["role"])), int(i["expires_at"]))
-                for i in page
-                if int(i.get("expires_at", 0)) > now
-            ]
+            for item in page:
+                subscriber = _subscriber_of(item)
+                # TTL deletes lag; an item past its expiry is already gone for us.
+                if subscriber is not None and subscriber.expires_at > now:
+                    found.append(subscriber)
             if start is None:
                 return found
 
@@ -337,6 +346,7 @@ class FanOutBatch:
     _subscribers: dict[str, list[Subscriber]] = field(default_factory=dict)
     _gone: set[str] = field(default_factory=set)
     _failed_jobs: set[str] = field(default_factory=set)
+    _lock: threading.Lock = field(default_factory=threading.Lock)  # posts run on many threads
 
     def recipients(self, change: Change) -> list[str]:
         missing = [t for t in change.topics() if t not in self._subscribers]
@@ -374,13 +384,15 @@ class FanOutBatch:
         try:
             self.send(connection_id, data)
         except ConnectionGone:
-            self._gone.add(connection_id)
-            self.report.gone += 1
+            with self._lock:
+                self._gone.add(connection_id)
+                self.report.gone += 1
             self.live.disconnect(connection_id)
             return False
         except JobsError as error:
             return error
-        self.report.sent += 1
+        with self._lock:
+            self.report.sent += 1
         return True
 
 

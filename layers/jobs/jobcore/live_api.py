@@ -1,23 +1,20 @@
-"""The Lambda side of live updates: WebSocket routes and the stream fan-out.
+"""The Lambda side of live updates: WebSocket routes, and the services they share with the
+stream fan-out (`stream_api.py`).
 
 A WebSocket route module is one operation: ``handler = ws_route(operation)``. The wrapper
 reads the API Gateway WebSocket event, takes the caller from the `$connect` authorizer's
 context, runs the operation and answers with its reply (the routes are two-way) or with
-`{"type": "error", "error": {...}}` in the contract's error shape. The fan-out turns each
-stream record of the jobs table into messages to subscribers (powertools BatchProcessor:
-a failed record is reported alone, the others are delivered).
+`{"type": "error", "error": {...}}` in the contract's error shape.
 """
 
 from __future__ import annotations
 
 import json
 from collections.abc import Callable, Mapping
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from typing import Any
 
 from aws_lambda_powertools import Logger
-from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, process_partial_response
-from aws_lambda_powertools.utilities.data_classes.dynamo_db_stream_event import DynamoDBRecord
 
 from . import api
 from .errors import InvalidJson, JobsError, Unauthorized
@@ -66,7 +63,11 @@ live = _Live()
 class WsRequest:
     event: Mapping[str, Any]
     connection_id: str
-    principal: Principal
+
+    @property
+    def principal(self) -> Principal:
+        """The caller; only routes that need it ask ($disconnect must work without it)."""
+        return principal_of_connection(self.event.get("requestContext") or {})
 
     @property
     def live(self) -> LiveService:
@@ -103,7 +104,7 @@ def ws_route(operation: Callable[[WsRequest], WsReply]) -> LambdaHandler:
         logger.set_correlation_id(str(request_context.get("requestId") or ""))
         logger.append_keys(route=route, connection_id=connection_id)
         try:
-            reply = operation(WsRequest(event, connection_id, principal_of_connection(request_context)))
+            reply = operation(WsRequest(event, connection_id))
         except JobsError as error:
             logger.info("message refused", extra={"code": error.code, "status": error.status})
             if route == "$connect":  # a status >= 400 refuses the upgrade
@@ -119,21 +120,3 @@ def ws_route(operation: Callable[[WsRequest], WsReply]) -> LambdaHandler:
     handler.__name__ = operation.__name__
     handler.__doc__ = operation.__doc__
     return handler
-
-
-_processor = BatchProcessor(event_type=EventType.DynamoDBStreams)
-
-
-def fan_out_handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
-    """One stream batch of the jobs table to the subscribers' sockets; failed records are
-    reported one by one (ReportBatchItemFailures)."""
-    logger.clear_state()
-    batch = live.fan_out().batch()
-
-    def deliver(record: DynamoDBRecord) -> int:
-        return batch.deliver(record.raw_event)
-
-    try:
-        return dict(process_partial_response(event=event, record_handler=deliver, processor=_processor, context=context))
-    finally:
-        logger.info("fan-out done", extra={"records": len(event.get("Records") or []), **asdict(batch.report)})
