@@ -7,6 +7,7 @@ python -m localcloud token --role service --sub svc-a
 from __future__ import annotations
 
 import argparse
+import faulthandler
 import os
 import signal
 import sys
@@ -18,6 +19,8 @@ from .http_api import PortInUse
 
 def _serve(_: argparse.Namespace) -> int:
     config = CloudConfig.from_env()
+    # `kill -USR1 <pid>` prints every thread's stack: what a stuck local cloud is doing.
+    faulthandler.register(signal.SIGUSR1, all_threads=True)
     cloud = LocalCloud(config)
     stop = threading.Event()
     signal.signal(signal.SIGINT, lambda *_: stop.set())

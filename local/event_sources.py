@@ -95,33 +95,49 @@ class _Sources:
         self.cloud.log(line)
 
     # -- streams ------------------------------------------------------------------------
-    def open(self, mapping: StreamMapping) -> tuple[str, dict[str, str]] | None:
-        """The stream and an iterator per shard, opened before start() returns, so that
-        nothing written after the start is missed at LATEST."""
+    def open(self, mapping: StreamMapping) -> tuple[str, dict[str, str | None]] | None:
+        """The stream and a position per shard (the last sequence number read; None for the
+        start of the shard), taken before start() returns, so that nothing written after
+        the start is missed at LATEST."""
         streams = self.cloud.client("dynamodbstreams")
         table_name = self.cloud.table_names[mapping.table]
         arn = self.cloud.client("dynamodb").describe_table(TableName=table_name)["Table"].get("LatestStreamArn")
         if not arn:
             self.log(f"[streams] {mapping.table} has no stream; {mapping.function} gets nothing")
             return None
-        iterators: dict[str, str] = {}
+        positions: dict[str, str | None] = {}
         for shard in streams.describe_stream(StreamArn=arn)["StreamDescription"]["Shards"]:
-            position = "TRIM_HORIZON" if mapping.starting_position == "TRIM_HORIZON" else "LATEST"
-            iterators[shard["ShardId"]] = streams.get_shard_iterator(
-                StreamArn=arn, ShardId=shard["ShardId"], ShardIteratorType=position
-            )["ShardIterator"]
-        return arn, iterators
+            shard_id = shard["ShardId"]
+            positions[shard_id] = None
+            if mapping.starting_position != "TRIM_HORIZON":  # LATEST: skip what is there
+                while records := self._read(streams, arn, shard_id, positions[shard_id]):
+                    positions[shard_id] = records[-1]["dynamodb"]["SequenceNumber"]
+        return arn, positions
 
-    def poll(self, mapping: StreamMapping, arn: str, iterators: dict[str, str]) -> None:
+    @staticmethod
+    def _read(streams: Any, arn: str, shard_id: str, after: str | None) -> list[dict[str, Any]]:
+        """Records after a sequence number, through a fresh iterator: moto replaces a table's
+        stream shard when it rolls back a cancelled transaction, and an iterator taken
+        before that never sees another record."""
+        if after is None:
+            iterator = streams.get_shard_iterator(StreamArn=arn, ShardId=shard_id, ShardIteratorType="TRIM_HORIZON")
+        else:
+            iterator = streams.get_shard_iterator(
+                StreamArn=arn, ShardId=shard_id, ShardIteratorType="AFTER_SEQUENCE_NUMBER", SequenceNumber=after
+            )
+        return list(streams.get_records(ShardIterator=iterator["ShardIterator"], Limit=1000).get("Records", []))
+
+    def poll(self, mapping: StreamMapping, arn: str, positions: dict[str, str | None]) -> None:
         streams = self.cloud.client("dynamodbstreams")
         table_name = self.cloud.table_names[mapping.table]
-        pending: dict[str, list[dict[str, Any]]] = {shard: [] for shard in iterators}
+        pending: dict[str, list[dict[str, Any]]] = {shard: [] for shard in positions}
         first_seen: dict[str, float] = {}
         while not self.stop_event.is_set():
-            for shard, iterator in list(iterators.items()):
-                response = streams.get_records(ShardIterator=iterator, Limit=1000)
-                iterators[shard] = response.get("NextShardIterator") or iterator
-                records = [self._record(r, arn, table_name) for r in response.get("Records", [])]
+            for shard, position in list(positions.items()):
+                raw = self._read(streams, arn, shard, position)
+                if raw:
+                    positions[shard] = raw[-1]["dynamodb"]["SequenceNumber"]
+                records = [self._record(r, arn, table_name) for r in raw]
                 if records:
                     first_seen.setdefault(shard, time.monotonic())
                 pending[shard] += records
@@ -283,9 +299,9 @@ class _Sources:
             opened = self.open(mapping)
             if opened is None:
                 continue
-            arn, iterators = opened
+            arn, positions = opened
             thread = threading.Thread(
-                target=self._guarded(functools.partial(self.poll, mapping, arn, iterators), mapping),
+                target=self._guarded(functools.partial(self.poll, mapping, arn, positions), mapping),
                 name=f"stream-{mapping.function}",
                 daemon=True,
             )

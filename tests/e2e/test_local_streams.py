@@ -146,3 +146,18 @@ def test_data_dir_keeps_the_tables_across_restarts(tmp_path: Path):
         assert [r["dynamodb"]["Keys"]["PK"]["S"] for r in got] == ["kept", "new"]
     finally:
         stop_local_service(second.service)
+
+
+def test_writes_after_a_cancelled_transaction_still_flow(cloud):
+    """moto swaps a table's stream shard when it rolls a transaction back; the poller must
+    keep reading the live one."""
+    local, records = cloud
+    put(local, "before")
+    wait_for(lambda: len(recorded(records)) >= 1, timeout=20, message="the first record")
+    condition = "attribute_not_exists(PK)"
+    refused = {"Put": {"TableName": "ItemsTable", "Item": {"PK": {"S": "before"}}, "ConditionExpression": condition}}
+    with pytest.raises(local.client("dynamodb").exceptions.TransactionCanceledException):
+        local.client("dynamodb").transact_write_items(TransactItems=[refused])
+    put(local, "after")
+    got = wait_for(lambda: recorded(records) if len(recorded(records)) >= 2 else None, timeout=20, message="the later record")
+    assert [r["dynamodb"]["Keys"]["PK"]["S"] for r in got] == ["before", "after"]

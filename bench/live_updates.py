@@ -9,7 +9,7 @@
 Targets on the local cloud: latency p50 under 300 ms; 500 sockets under 2 s. Results go to
 docs/benchmarks.md.
 
-    .venv/bin/python bench/fan_out.py [--posts 100] [--sockets 500] [--rounds 5]
+    .venv/bin/python bench/live_updates.py [--posts 100] [--sockets 500] [--rounds 5]
 """
 
 from __future__ import annotations
@@ -165,7 +165,7 @@ def write_report(out: Path, args: argparse.Namespace, lat: dict[str, float], wid
     lines = [
         "## Live updates: fan-out latency and width",
         "",
-        f"Measured {datetime.now(UTC):%Y-%m-%d} by `bench/fan_out.py --posts {args.posts} --interval-ms {args.interval_ms}"
+        f"Measured {datetime.now(UTC):%Y-%m-%d} by `bench/live_updates.py --posts {args.posts} --interval-ms {args.interval_ms}"
         f" --sockets {args.sockets} --rounds {args.rounds}` on the local cloud (2 cores; moto's stream",
         "polled every 50 ms; the fan-out function in a local worker process posting through the",
         "local @connections API). Latency: status posts to one job, one every",

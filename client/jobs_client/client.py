@@ -1,0 +1,426 @@
+"""`JobsClient`: one method per route of the contract, over one reused HTTP connection pool.
+
+Retries: a 429 or 503 means the service wrote nothing, so every call is retried on them,
+after `Retry-After` when the service says, else after a jittered exponential backoff. A
+lost connection, a timeout or a gateway's 502/504 leaves unknown whether the call took
+effect, so only idempotent calls are retried on those: reads, cancel, extend, clean,
+delete-all, and create (it always carries an `Idempotency-Key`, so a retried create returns
+the first response instead of creating twice).
+"""
+
+from __future__ import annotations
+
+import json
+import random
+import time
+import uuid
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, TypeVar
+
+import httpx
+
+from .errors import ApiError, NotFound, TransportError, error_for
+from .models import BatchResult, Job, Message, Page, Progress, Speed, format_time
+
+T = TypeVar("T")
+USER_AGENT = "jobs-client/0.1"
+_GATEWAY_STATUSES = (502, 504)
+_UNSET: Any = object()
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    max_attempts: int = 4
+    base_s: float = 0.2
+    cap_s: float = 5.0
+    max_retry_after_s: float = 30.0
+
+    def backoff_s(self, attempt: int) -> float:
+        """Full jitter: spreads the retries of many clients over the window."""
+        return random.uniform(0, min(self.cap_s, self.base_s * 2 ** (attempt - 1)))
+
+
+@dataclass(frozen=True)
+class Reply:
+    status: int
+    body: Any
+    correlation_id: str | None
+
+
+def _retry_after_s(response: httpx.Response) -> float | None:
+    value = response.headers.get("Retry-After")
+    if value is None:
+        return None
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        return None
+
+
+def _compact(fields: Mapping[str, Any]) -> dict[str, Any]:
+    """The fields that were given (an argument left at _UNSET is not sent; None is)."""
+    return {k: v for k, v in fields.items() if v is not _UNSET}
+
+
+def _wire(value: Any) -> Any:
+    if isinstance(value, datetime):
+        return format_time(value)
+    if isinstance(value, Progress | Speed):
+        return value.to_wire()
+    if isinstance(value, list):
+        return [_wire(v) for v in value]
+    return value
+
+
+class JobsClient:
+    """A client of the jobs service's HTTP API. Thread-safe; reuse one per process."""
+
+    def __init__(
+        self,
+        base_url: str,
+        token: str,
+        *,
+        timeout_s: float = 30.0,
+        retry: RetryPolicy | None = None,
+        transport: httpx.BaseTransport | None = None,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
+        self.base_url = base_url.rstrip("/")
+        if not self.base_url.endswith("/v1"):
+            self.base_url += "/v1"
+        self.token = token
+        self.timeout_s = timeout_s
+        self.retry = retry or RetryPolicy()
+        self._sleep = sleep
+        self._http = httpx.Client(
+            base_url=self.base_url,
+            timeout=httpx.Timeout(timeout_s, connect=min(10.0, timeout_s)),
+            headers={"Authorization": f"Bearer {token}", "User-Agent": USER_AGENT, "Accept": "application/json"},
+            limits=httpx.Limits(max_connections=64, max_keepalive_connections=16),
+            transport=transport,
+        )
+
+    def close(self) -> None:
+        self._http.close()
+
+    def __enter__(self) -> JobsClient:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # -- transport ------------------------------------------------------------------------
+    def request(
+        self,
+        method: str,
+        path: str,
+        *,
+        body: Any = _UNSET,
+        params: Mapping[str, Any] | None = None,
+        headers: Mapping[str, str] | None = None,
+        idempotent: bool,
+        timeout_s: float | None = None,
+    ) -> Reply:
+        """One call with the retry rules above; raises the contract's error as an ApiError."""
+        correlation_id = uuid.uuid4().hex
+        query = {k: _wire(v) if not isinstance(v, bool) else str(v).lower() for k, v in (params or {}).items() if v is not None}
+        sent_headers = {"X-Correlation-Id": correlation_id, **(headers or {})}
+        content = None if body is _UNSET else json.dumps(_wire_body(body), separators=(",", ":")).encode("utf-8")
+        if content is not None:
+            sent_headers["Content-Type"] = "application/json"
+        timeout = httpx.Timeout(timeout_s, connect=min(10.0, timeout_s)) if timeout_s else None
+        attempt = 0
+        while True:
+            attempt += 1
+            last = attempt >= self.retry.max_attempts
+            try:
+                response = self._http.request(
+                    method, path, content=content, params=query, headers=sent_headers, timeout=timeout or self._http.timeout
+                )
+            except httpx.TransportError as error:
+                if idempotent and not last:
+                    self._sleep(self.retry.backoff_s(attempt))
+                    continue
+                raise TransportError(f"{method} {path}: {error.__class__.__name__}: {error}") from error
+            status = response.status_code
+            retry_after = _retry_after_s(response)
+            if status in (429, 503) and not last:
+                wait_s = self.retry.backoff_s(attempt) if retry_after is None else min(retry_after, self.retry.max_retry_after_s)
+                self._sleep(wait_s)
+                continue
+            if status in _GATEWAY_STATUSES and idempotent and not last:
+                self._sleep(self.retry.backoff_s(attempt))
+                continue
+            reply_id = response.headers.get("X-Correlation-Id") or correlation_id
+            try:
+                parsed = response.json() if response.content else None
+            except ValueError:
+                parsed = None
+            if status >= 400:
+                raise error_for(status, parsed, correlation_id=reply_id, retry_after_s=retry_after)
+            return Reply(status, parsed, reply_id)
+
+    def _job(self, method: str, path: str, *, idempotent: bool, body: Any = _UNSET, **kwargs: Any) -> Job:
+        return Job.from_wire(self.request(method, path, body=body, idempotent=idempotent, **kwargs).body)
+
+    def _page(self, path: str, params: Mapping[str, Any], parse: Callable[[dict[str, Any]], T]) -> Page[T]:
+        body = self.request("GET", path, params=params, idempotent=True).body
+        return Page([parse(item) for item in body["data"]], body.get("next_cursor"))
+
+    @staticmethod
+    def _all(fetch: Callable[[str | None], Page[T]]) -> Iterator[T]:
+        cursor: str | None = None
+        while True:
+            page = fetch(cursor)
+            yield from page.data
+            if not page.next_cursor:
+                return
+            cursor = page.next_cursor
+
+    # -- jobs -----------------------------------------------------------------------------
+    def create_job(
+        self,
+        type: str,
+        *,
+        ref_id: str | None = _UNSET,
+        owner: str | None = _UNSET,
+        title: str | None = _UNSET,
+        params: Any = _UNSET,
+        ttl_ms: int | None = _UNSET,
+        delay_ms: int | None = _UNSET,
+        available_at: datetime | str | None = _UNSET,
+        max_retries: int | None = _UNSET,
+        state: str | None = _UNSET,
+        initial_status: str | None = _UNSET,
+        depends_on: list[str] | None = _UNSET,
+        idempotency_key: str | None = None,
+    ) -> Job:
+        """Create a job (201). A generated Idempotency-Key makes retries safe."""
+        return self._create(locals(), unique=False)[0]
+
+    def create_unique_job(
+        self,
+        type: str,
+        ref_id: str,
+        *,
+        owner: str | None = _UNSET,
+        title: str | None = _UNSET,
+        params: Any = _UNSET,
+        ttl_ms: int | None = _UNSET,
+        delay_ms: int | None = _UNSET,
+        available_at: datetime | str | None = _UNSET,
+        max_retries: int | None = _UNSET,
+        state: str | None = _UNSET,
+        initial_status: str | None = _UNSET,
+        depends_on: list[str] | None = _UNSET,
+        idempotency_key: str | None = None,
+    ) -> tuple[Job, bool]:
+        """Create unless an unfinished job of this type and ref_id exists: (job, created)."""
+        return self._create(locals(), unique=True)
+
+    def _create(self, arguments: dict[str, Any], *, unique: bool) -> tuple[Job, bool]:
+        key = arguments.pop("idempotency_key") or uuid.uuid4().hex
+        arguments.pop("self")
+        body = _compact(arguments)
+        if unique:
+            body["unique"] = True
+        reply = self.request("POST", "/jobs", body=body, headers={"Idempotency-Key": key}, idempotent=True)
+        return Job.from_wire(reply.body), reply.status == 201
+
+    def get_job(self, job_id: str) -> Job | None:
+        """The job, or None when it does not exist (or is not the caller's to see)."""
+        try:
+            return self._job("GET", f"/jobs/{job_id}", idempotent=True)
+        except NotFound:
+            return None
+
+    def list_jobs(
+        self,
+        *,
+        type: str | None = None,
+        ref_id: str | None = None,
+        owner: str | None = None,
+        state: str | None = None,
+        created_from: datetime | str | None = None,
+        created_to: datetime | str | None = None,
+        limit: int | None = None,
+        cursor: str | None = None,
+    ) -> Page[Job]:
+        params: dict[str, Any] = {"type": type, "ref_id": ref_id, "owner": owner, "state": state}
+        params |= {"created_from": created_from, "created_to": created_to, "limit": limit, "cursor": cursor}
+        return self._page("/jobs", params, Job.from_wire)
+
+    def iter_jobs(self, *, page_size: int = 100, **filters: Any) -> Iterator[Job]:
+        """Every job the filters match (list_jobs' filters), newest first, page after page."""
+        return self._all(lambda cursor: self.list_jobs(**filters, limit=page_size, cursor=cursor))
+
+    def patch_job(self, job_id: str, *, if_match: int | None = None, **fields: Any) -> Job:
+        """Set title, status, params, result, owner or state; `if_match` guards on the version."""
+        headers = {"If-Match": str(if_match)} if if_match is not None else None
+        return self._job("PATCH", f"/jobs/{job_id}", body=fields, headers=headers, idempotent=False)
+
+    def delete_job(self, job_id: str) -> Job:
+        return self._job("DELETE", f"/jobs/{job_id}", idempotent=False)
+
+    def delete_all_jobs(self) -> int:
+        """Delete every job (admin); calls again while the service says there is more."""
+        return self._drain("DELETE", "/jobs")
+
+    def clean_jobs(self) -> int:
+        """Delete finished jobs past retention and jobs past their deadline."""
+        return self._drain("POST", "/jobs/clean")
+
+    def _drain(self, method: str, path: str) -> int:
+        deleted = 0
+        while True:
+            body = self.request(method, path, idempotent=True).body
+            deleted += int(body.get("deleted") or 0)
+            if not body.get("more"):
+                return deleted
+
+    def cancel_job(self, job_id: str) -> Job:
+        return self._job("POST", f"/jobs/{job_id}/cancel", idempotent=True)
+
+    def get_result(self, job_id: str) -> Any:
+        """The result of a finished job; NotFinished (409) before."""
+        return self.request("GET", f"/jobs/{job_id}/result", idempotent=True).body["result"]
+
+    def list_messages(self, job_id: str, *, limit: int | None = None, cursor: str | None = None) -> Page[Message]:
+        return self._page(f"/jobs/{job_id}/messages", {"limit": limit, "cursor": cursor}, Message.from_wire)
+
+    def iter_messages(self, job_id: str) -> Iterator[Message]:
+        return self._all(lambda cursor: self.list_messages(job_id, limit=100, cursor=cursor))
+
+    # -- leases ---------------------------------------------------------------------------
+    def start_job(self, job_id: str, *, timeout_ms: int, worker: str | None = None) -> Job:
+        body = _compact({"timeout_ms": timeout_ms, "worker": worker if worker is not None else _UNSET})
+        return self._job("POST", f"/jobs/{job_id}/start", body=body, idempotent=False)
+
+    def claim(
+        self,
+        type: str,
+        *,
+        timeout_ms: int,
+        worker: str | None = None,
+        wait_ms: int | None = None,
+        max_retries: int | None = None,
+        depends: list[dict[str, Any]] | None = None,
+    ) -> Job | None:
+        """Lease the next available job of the queue (long polling up to wait_ms); None if none."""
+        body = {"timeout_ms": timeout_ms, "worker": worker, "wait_ms": wait_ms, "max_retries": max_retries, "depends": depends}
+        wait_s = (wait_ms or 0) / 1000
+        reply = self.request(
+            "POST",
+            f"/queues/{type}/claim",
+            body={k: v for k, v in body.items() if v is not None},
+            idempotent=False,
+            timeout_s=self.timeout_s + wait_s,
+        )
+        return Job.from_wire(reply.body) if reply.status == 200 else None
+
+    def extend(self, job_id: str, lease_token: str, *, timeout_ms: int) -> Job:
+        """`locked_until = now + timeout_ms`; the answer says whether cancel was requested."""
+        body = {"lease_token": lease_token, "timeout_ms": timeout_ms}
+        return self._job("POST", f"/jobs/{job_id}/extend", body=body, idempotent=True)
+
+    def abort(self, job_id: str, lease_token: str) -> Job:
+        """Release the lease: pending again, claimable now (cancelled if cancel was requested)."""
+        return self._job("POST", f"/jobs/{job_id}/abort", body={"lease_token": lease_token}, idempotent=False)
+
+    def complete(self, job_id: str, *, lease_token: str | None = None, result: Any = None) -> Job:
+        body = _compact({"lease_token": lease_token if lease_token is not None else _UNSET, "result": result})
+        return self._job("POST", f"/jobs/{job_id}/complete", body=body, idempotent=False)
+
+    def fail(
+        self,
+        job_id: str,
+        lease_token: str,
+        *,
+        code: str = "failed",
+        message: str = "",
+        retry: bool = True,
+        retry_in_ms: int | None = None,
+    ) -> Job:
+        """Back to pending (after retry_in_ms, or the service's backoff) while retries remain;
+        `retry=False` ends it in error at once."""
+        body: dict[str, Any] = {"lease_token": lease_token, "error": {"code": code, "message": message}, "retry": retry}
+        if retry_in_ms is not None:
+            body["retry_in_ms"] = retry_in_ms
+        return self._job("POST", f"/jobs/{job_id}/fail", body=body, idempotent=False)
+
+    def post_status(
+        self,
+        job_id: str,
+        *,
+        new_title: str | None = None,
+        new_status: str | None = None,
+        progress: Progress | dict[str, Any] | None = None,
+        speeds: list[Speed] | list[dict[str, Any]] | None = None,
+        message_to_append: str | None = None,
+        complete: bool | None = None,
+        lease_token: str | None = None,
+        extend_ms: int | None = None,
+    ) -> Job:
+        """Title, status, progress, speeds, a message, completion; with the lease token and
+        extend_ms also the heartbeat, in one write."""
+        body = {
+            "new_title": new_title,
+            "new_status": new_status,
+            "progress": progress,
+            "speeds": speeds,
+            "message_to_append": message_to_append,
+            "complete": complete,
+            "lease_token": lease_token,
+            "extend_ms": extend_ms,
+        }
+        given = {k: v for k, v in body.items() if v is not None}
+        return self._job("POST", f"/jobs/{job_id}/status", body=given, idempotent=False)
+
+    # -- queues, batches, schema ----------------------------------------------------------
+    def list_queues(self, *, limit: int | None = None, cursor: str | None = None) -> Page[str]:
+        return self._page("/queues", {"limit": limit, "cursor": cursor}, str)
+
+    def iter_queues(self) -> Iterator[str]:
+        return self._all(lambda cursor: self.list_queues(limit=100, cursor=cursor))
+
+    def list_queue_jobs(
+        self, type: str, *, include_leased: bool = False, limit: int | None = None, cursor: str | None = None
+    ) -> Page[Job]:
+        params = {"include_leased": include_leased, "limit": limit, "cursor": cursor}
+        return self._page(f"/queues/{type}/jobs", params, Job.from_wire)
+
+    def iter_queue_jobs(self, type: str, *, include_leased: bool = False) -> Iterator[Job]:
+        return self._all(lambda cursor: self.list_queue_jobs(type, include_leased=include_leased, limit=100, cursor=cursor))
+
+    def batch(
+        self,
+        *,
+        create: list[dict[str, Any]] | None = None,
+        update: list[dict[str, Any]] | None = None,
+        delete: list[dict[str, Any]] | None = None,
+        depends: list[dict[str, Any]] | None = None,
+    ) -> BatchResult:
+        """All or nothing; BatchConflict names every failed constraint in `.failures`."""
+        body = {"create": create, "update": update, "delete": delete, "depends": depends}
+        reply = self.request("POST", "/batch", body={k: v for k, v in body.items() if v}, idempotent=False).body
+        return BatchResult(
+            [Job.from_wire(j) for j in reply.get("created") or []],
+            [Job.from_wire(j) for j in reply.get("updated") or []],
+            [str(i) for i in reply.get("deleted") or []],
+        )
+
+    def get_schema(self) -> dict[str, Any]:
+        return dict(self.request("GET", "/schema", idempotent=True).body)
+
+
+def _wire_body(body: Any) -> Any:
+    if isinstance(body, dict):
+        return {k: _wire_body(v) for k, v in body.items()}
+    if isinstance(body, list):
+        return [_wire_body(v) for v in body]
+    return _wire(body)
+
+
+__all__ = ["ApiError", "JobsClient", "Reply", "RetryPolicy"]

@@ -1,0 +1,223 @@
+"""Typed views of what the service sends: jobs, pages, messages, live updates."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from enum import StrEnum
+from typing import Any, Generic, TypeVar
+
+T = TypeVar("T")
+
+
+class JobState(StrEnum):
+    IDLE = "idle"
+    PENDING = "pending"
+    RUNNING = "running"
+    FINISHED = "finished"
+    ERROR = "error"
+    CANCELLED = "cancelled"
+
+    @property
+    def terminal(self) -> bool:
+        return self in (JobState.FINISHED, JobState.ERROR, JobState.CANCELLED)
+
+
+def parse_time(value: Any) -> datetime | None:
+    if not value:
+        return None
+    return datetime.fromisoformat(str(value).replace("Z", "+00:00"))
+
+
+def format_time(moment: datetime) -> str:
+    """The contract's time format: ISO-8601 UTC with milliseconds (naive means UTC)."""
+    utc = moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
+    return utc.strftime("%Y-%m-%dT%H:%M:%S.") + f"{utc.microsecond // 1000:03d}Z"
+
+
+@dataclass(frozen=True)
+class Progress:
+    title: str | None
+    current: float | None
+    maximum: float | None
+
+    @classmethod
+    def from_wire(cls, data: Any) -> Progress | None:
+        if not isinstance(data, dict):
+            return None
+        return cls(data.get("title"), data.get("current"), data.get("maximum"))
+
+    def to_wire(self) -> dict[str, Any]:
+        return {"title": self.title, "current": self.current, "maximum": self.maximum}
+
+    @property
+    def fraction(self) -> float | None:
+        if self.current is None or not self.maximum:
+            return None
+        return min(1.0, float(self.current) / float(self.maximum))
+
+
+@dataclass(frozen=True)
+class Speed:
+    title: str
+    speed: float
+    unit: str | None = None
+    as_text: str | None = None
+
+    @classmethod
+    def from_wire(cls, data: dict[str, Any]) -> Speed:
+        return cls(str(data.get("title") or ""), data.get("speed") or 0, data.get("unit"), data.get("as_text"))
+
+    def to_wire(self) -> dict[str, Any]:
+        return {"title": self.title, "speed": self.speed, "unit": self.unit, "as_text": self.as_text}
+
+
+@dataclass(frozen=True)
+class JobError:
+    code: str
+    message: str
+
+
+@dataclass(frozen=True)
+class Job:
+    """A job as the contract describes it (API.md "The job")."""
+
+    id: str
+    type: str
+    state: JobState
+    version: int
+    processor: str
+    ref_id: str | None = None
+    owner: str | None = None
+    title: str | None = None
+    params: Any = None
+    result: Any = None
+    error: JobError | None = None
+    status: str | None = None
+    progress: Progress | None = None
+    speeds: list[Speed] = field(default_factory=list)
+    complete: bool = False
+    attempts: int = 0
+    max_retries: int | None = None
+    cancel_requested: bool = False
+    lease_owner: str | None = None
+    locked_until: datetime | None = None
+    available_at: datetime | None = None
+    execute_until: datetime | None = None
+    created: datetime | None = None
+    modified: datetime | None = None
+    started: datetime | None = None
+    completed: datetime | None = None
+    depends_on: list[str] = field(default_factory=list)
+    # Only for the worker that was granted the lease (start, claim, extend).
+    lease_token: str | None = None
+
+    @classmethod
+    def from_wire(cls, data: dict[str, Any]) -> Job:
+        error = data.get("error")
+        return cls(
+            id=str(data["id"]),
+            type=str(data["type"]),
+            state=JobState(data["state"]),
+            version=int(data["version"]),
+            processor=str(data.get("processor") or ""),
+            ref_id=data.get("ref_id"),
+            owner=data.get("owner"),
+            title=data.get("title"),
+            params=data.get("params"),
+            result=data.get("result"),
+            error=JobError(str(error.get("code")), str(error.get("message") or "")) if isinstance(error, dict) else None,
+            status=data.get("status"),
+            progress=Progress.from_wire(data.get("progress")),
+            speeds=[Speed.from_wire(s) for s in data.get("speeds") or []],
+            complete=bool(data.get("complete")),
+            attempts=int(data.get("attempts") or 0),
+            max_retries=data.get("max_retries"),
+            cancel_requested=bool(data.get("cancel_requested")),
+            lease_owner=data.get("lease_owner"),
+            locked_until=parse_time(data.get("locked_until")),
+            available_at=parse_time(data.get("available_at")),
+            execute_until=parse_time(data.get("execute_until")),
+            created=parse_time(data.get("created")),
+            modified=parse_time(data.get("modified")),
+            started=parse_time(data.get("started")),
+            completed=parse_time(data.get("completed")),
+            depends_on=list(data.get("depends_on") or []),
+            lease_token=data.get("lease_token"),
+        )
+
+
+@dataclass(frozen=True)
+class Message:
+    message: str
+    at: datetime | None
+
+    @classmethod
+    def from_wire(cls, data: dict[str, Any]) -> Message:
+        return cls(str(data.get("message") or ""), parse_time(data.get("at")))
+
+
+@dataclass(frozen=True)
+class Page(Generic[T]):
+    data: list[T]
+    next_cursor: str | None
+
+
+@dataclass(frozen=True)
+class BatchResult:
+    created: list[Job]
+    updated: list[Job]
+    deleted: list[str]
+
+
+@dataclass(frozen=True)
+class TaskUpdate:
+    """One live update of a job (a `task_update`, or a `task_removed` with `removed` set)."""
+
+    job_id: str
+    version: int
+    state: JobState | None = None
+    new_title: str | None = None
+    new_status: str | None = None
+    progress: Progress | None = None
+    speeds: list[Speed] = field(default_factory=list)
+    message_to_append: str | None = None
+    complete: bool = False
+    modified: datetime | None = None
+    removed: str | None = None  # "expired" | "deleted" for a task_removed
+    truncated: bool = False
+    # True when it was made from the job read over HTTP after a reconnect (a resync).
+    resync: bool = False
+
+    @classmethod
+    def from_wire(cls, data: dict[str, Any]) -> TaskUpdate:
+        if data.get("type") == "task_removed":
+            return cls(str(data["job_id"]), int(data["version"]), removed=str(data.get("reason") or "deleted"), complete=True)
+        return cls(
+            job_id=str(data["job_id"]),
+            version=int(data["version"]),
+            state=JobState(data["state"]) if data.get("state") else None,
+            new_title=data.get("new_title"),
+            new_status=data.get("new_status"),
+            progress=Progress.from_wire(data.get("progress")),
+            speeds=[Speed.from_wire(s) for s in data.get("speeds") or []],
+            message_to_append=data.get("message_to_append"),
+            complete=bool(data.get("complete")),
+            modified=parse_time(data.get("modified")),
+            truncated=bool(data.get("truncated")),
+        )
+
+    @classmethod
+    def from_job(cls, job: Job) -> TaskUpdate:
+        return cls(
+            job_id=job.id,
+            version=job.version,
+            state=job.state,
+            new_title=job.title,
+            new_status=job.status,
+            progress=job.progress,
+            speeds=job.speeds,
+            complete=job.complete,
+            modified=job.modified,
+            resync=True,
+        )

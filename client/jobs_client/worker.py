@@ -1,0 +1,327 @@
+"""The worker runtime: claim jobs of one queue, run a handler on each, keep the lease alive,
+and report the outcome.
+
+- Each of `concurrency` slots long-polls `claim`, runs the handler in its thread, then
+  completes the job with the handler's return value, or fails it: an ordinary exception is
+  retried by the service (with its backoff), a `NonRetryableError` ends the job in `error`.
+- A heartbeat extends the lease every third of `lease_ms`, unless the handler reported
+  progress in that time (`JobContext.report` is a status post that extends the lease in the
+  same write). When an extend or a report answers `cancel_requested`, or says the lease is
+  lost, the handler is told to stop (`ctx.stopping`, `ctx.check()`, `ctx.sleep()`).
+- A handler that runs past `max_run_s` is given up: its heartbeat stops, so its lease
+  expires and another worker retries the job; a fresh slot takes its place.
+- SIGTERM or SIGINT (or `stop()`): no new claims; running handlers get `shutdown_grace_s`
+  to finish, then are told to stop, and the leases still held are aborted (their jobs are
+  claimable again at once).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import signal
+import socket
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from .client import JobsClient
+from .errors import AlreadyFinished, ApiError, JobsClientError, LeaseLost, NotFound, NotRunning
+from .models import Job, Progress, Speed
+
+logger = logging.getLogger("jobs_client.worker")
+
+# Answers that mean this worker no longer holds the lease.
+_LEASE_GONE = (LeaseLost, NotRunning, AlreadyFinished, NotFound)
+
+
+class NonRetryableError(Exception):
+    """Raise from a handler to end the job in `error` without a retry."""
+
+    def __init__(self, message: str, *, code: str = "non_retryable") -> None:
+        super().__init__(message)
+        self.code = code
+
+
+class JobStopped(Exception):
+    """Raised by `JobContext.check()` / `sleep()` once the job must stop."""
+
+
+@dataclass
+class WorkerStats:
+    claimed: int = 0
+    completed: int = 0
+    failed: int = 0
+    aborted: int = 0
+    lost: int = 0
+    abandoned: int = 0
+    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+
+    def add(self, name: str) -> None:
+        with self._lock:
+            setattr(self, name, getattr(self, name) + 1)
+
+    def snapshot(self) -> dict[str, int]:
+        with self._lock:
+            return {name: getattr(self, name) for name in ("claimed", "completed", "failed", "aborted", "lost", "abandoned")}
+
+
+class JobContext:
+    """What a handler gets: the job, progress reporting, and the signal to stop."""
+
+    def __init__(self, worker: Worker, job: Job) -> None:
+        assert job.lease_token is not None
+        self.job = job
+        self.lease_token: str = job.lease_token
+        self._worker = worker
+        self._stop = threading.Event()
+        self.stop_reason: str | None = None  # cancel_requested | lease_lost | shutdown | timeout
+        self.last_refresh = time.monotonic()
+        self._lock = threading.Lock()
+
+    @property
+    def params(self) -> Any:
+        return self.job.params
+
+    @property
+    def stopping(self) -> bool:
+        return self._stop.is_set()
+
+    def stop(self, reason: str) -> None:
+        with self._lock:
+            if self.stop_reason is None:
+                self.stop_reason = reason
+        self._stop.set()
+
+    def wait(self, seconds: float) -> bool:
+        """Wait up to `seconds`; True if the job must stop."""
+        return self._stop.wait(seconds)
+
+    def check(self) -> None:
+        """Raise JobStopped if the job was cancelled, its lease lost, or the worker stops."""
+        if self._stop.is_set():
+            raise JobStopped(self.stop_reason or "stopped")
+
+    def sleep(self, seconds: float) -> None:
+        """Wait, but raise JobStopped as soon as the job must stop."""
+        if self.wait(seconds):
+            raise JobStopped(self.stop_reason or "stopped")
+
+    def report(
+        self,
+        *,
+        current: float | None = None,
+        maximum: float | None = None,
+        title: str | None = None,
+        status: str | None = None,
+        message: str | None = None,
+        speeds: list[Speed] | None = None,
+        new_title: str | None = None,
+    ) -> None:
+        """Post progress (and status, message, speeds); it also extends the lease."""
+        progress = Progress(title, current, maximum) if current is not None or maximum is not None else None
+        try:
+            job = self._worker.client.post_status(
+                self.job.id,
+                new_title=new_title,
+                new_status=status,
+                progress=progress,
+                speeds=speeds,
+                message_to_append=message,
+                lease_token=self.lease_token,
+                extend_ms=self._worker.lease_ms,
+            )
+        except _LEASE_GONE:
+            self.stop("lease_lost")
+            raise JobStopped("lease_lost") from None
+        self.last_refresh = time.monotonic()
+        if job.cancel_requested:
+            self.stop("cancel_requested")
+
+
+Handler = Callable[[JobContext], Any]
+
+
+class Worker:
+    def __init__(
+        self,
+        client: JobsClient,
+        type: str,
+        handler: Handler,
+        *,
+        concurrency: int = 1,
+        lease_ms: int = 60_000,
+        wait_ms: int = 20_000,
+        max_run_s: float | None = None,
+        shutdown_grace_s: float = 25.0,
+        name: str | None = None,
+        max_retries: int | None = None,
+    ) -> None:
+        if concurrency < 1:
+            raise ValueError("concurrency must be at least 1")
+        self.client = client
+        self.type = type
+        self.handler = handler
+        self.concurrency = concurrency
+        self.lease_ms = lease_ms
+        self.wait_ms = wait_ms
+        self.max_run_s = max_run_s
+        self.shutdown_grace_s = shutdown_grace_s
+        self.name = name or f"{socket.gethostname()}-{os.getpid()}"
+        self.max_retries = max_retries
+        self.stats = WorkerStats()
+        self._stopping = threading.Event()
+        self._running: dict[str, JobContext] = {}
+        self._lock = threading.Lock()
+        self._slots: list[threading.Thread] = []
+
+    # -- lifecycle ------------------------------------------------------------------------
+    def run(self, *, install_signal_handlers: bool = True) -> None:
+        """Work until stop() (or SIGTERM/SIGINT); returns once every lease is settled."""
+        if install_signal_handlers and threading.current_thread() is threading.main_thread():
+            for sig in (signal.SIGTERM, signal.SIGINT):
+                signal.signal(sig, lambda *_: self.stop())
+        for _ in range(self.concurrency):
+            self._start_slot()
+        self._stopping.wait()
+        self._drain()
+
+    def stop(self) -> None:
+        """Stop claiming; run() then settles the running jobs and returns."""
+        self._stopping.set()
+
+    def _start_slot(self) -> None:
+        thread = threading.Thread(target=self._slot, name=f"worker-slot-{len(self._slots)}", daemon=True)
+        self._slots.append(thread)
+        thread.start()
+
+    def _drain(self) -> None:
+        deadline = time.monotonic() + self.shutdown_grace_s
+        while self._held() and time.monotonic() < deadline:
+            time.sleep(0.05)
+        for ctx in self._held():
+            ctx.stop("shutdown")
+        settle = time.monotonic() + 5
+        while self._held() and time.monotonic() < settle:
+            time.sleep(0.05)
+        for ctx in self._held():  # handlers that ignore the stop: give their jobs back
+            self._settle(ctx, abort=True)
+
+    def _held(self) -> list[JobContext]:
+        with self._lock:
+            return list(self._running.values())
+
+    # -- one slot -------------------------------------------------------------------------
+    def _slot(self) -> None:
+        while not self._stopping.is_set():
+            try:
+                job = self.client.claim(
+                    self.type, timeout_ms=self.lease_ms, worker=self.name, wait_ms=self.wait_ms, max_retries=self.max_retries
+                )
+            except JobsClientError as error:
+                logger.warning("claim failed: %s", error)
+                self._stopping.wait(1.0)
+                continue
+            if job is None:
+                continue
+            self.stats.add("claimed")
+            ctx = JobContext(self, job)
+            if self._stopping.is_set():  # a long poll answered after stop(): give it back
+                self._settle(ctx, abort=True)
+                return
+            if not self._run(ctx):
+                return  # abandoned: a fresh slot took over
+
+    def _run(self, ctx: JobContext) -> bool:
+        """Run one job; False when the handler overran max_run_s and was abandoned."""
+        with self._lock:
+            self._running[ctx.job.id] = ctx
+        heartbeat = threading.Thread(target=self._heartbeat, args=(ctx,), name=f"heartbeat-{ctx.job.id}", daemon=True)
+        heartbeat.start()
+        outcome: tuple[str, Any] = ("stopped", None)
+        try:
+            outcome = ("result", self.handler(ctx))
+        except JobStopped:
+            outcome = ("stopped", None)
+        except NonRetryableError as error:
+            outcome = ("fatal", error)
+        except Exception as error:
+            logger.info("job %s failed: %s", ctx.job.id, error)
+            outcome = ("error", error)
+        if ctx.stop_reason == "timeout":
+            return False
+        self._finish(ctx, *outcome)
+        return True
+
+    def _finish(self, ctx: JobContext, kind: str, value: Any) -> None:
+        try:
+            if ctx.stop_reason == "lease_lost":
+                self.stats.add("lost")
+            elif kind == "result":
+                self.client.complete(ctx.job.id, lease_token=ctx.lease_token, result=value)
+                self.stats.add("completed")
+            elif kind == "fatal":
+                self.client.fail(ctx.job.id, ctx.lease_token, code=value.code, message=str(value), retry=False)
+                self.stats.add("failed")
+            elif kind == "error":
+                message = f"{value.__class__.__name__}: {value}"[:4000]
+                self.client.fail(ctx.job.id, ctx.lease_token, code="exception", message=message)
+                self.stats.add("failed")
+            else:  # stopped: cancelled jobs end cancelled, others are claimable again
+                self._settle(ctx, abort=True)
+                return
+        except _LEASE_GONE:
+            self.stats.add("lost")
+        except ApiError as error:
+            logger.warning("could not report job %s: %s", ctx.job.id, error)
+        except JobsClientError as error:
+            logger.warning("could not reach the service for job %s: %s", ctx.job.id, error)
+        self._release(ctx)
+
+    def _settle(self, ctx: JobContext, *, abort: bool) -> None:
+        if abort:
+            try:
+                self.client.abort(ctx.job.id, ctx.lease_token)
+                self.stats.add("aborted")
+            except _LEASE_GONE:
+                self.stats.add("lost")
+            except JobsClientError as error:
+                logger.warning("could not abort job %s: %s", ctx.job.id, error)
+        self._release(ctx)
+
+    def _release(self, ctx: JobContext) -> None:
+        ctx.stop(ctx.stop_reason or "done")
+        with self._lock:
+            self._running.pop(ctx.job.id, None)
+
+    # -- the heartbeat --------------------------------------------------------------------
+    def _heartbeat(self, ctx: JobContext) -> None:
+        interval = self.lease_ms / 3000
+        started = time.monotonic()
+        while not ctx.wait(max(0.05, ctx.last_refresh + interval - time.monotonic())):
+            if self.max_run_s is not None and time.monotonic() - started > self.max_run_s:
+                # Stop extending: the lease expires and another worker retries the job.
+                logger.warning("job %s ran past %.0f s; giving it up", ctx.job.id, self.max_run_s)
+                ctx.stop("timeout")
+                with self._lock:
+                    self._running.pop(ctx.job.id, None)
+                self.stats.add("abandoned")
+                if not self._stopping.is_set():
+                    self._start_slot()
+                return
+            if time.monotonic() - ctx.last_refresh < interval:
+                continue  # a progress report extended it meanwhile
+            try:
+                job = self.client.extend(ctx.job.id, ctx.lease_token, timeout_ms=self.lease_ms)
+            except _LEASE_GONE:
+                ctx.stop("lease_lost")
+                return
+            except JobsClientError as error:
+                logger.warning("extend of job %s failed: %s", ctx.job.id, error)
+                ctx.last_refresh = time.monotonic() - interval + 1  # try again in a second
+                continue
+            ctx.last_refresh = time.monotonic()
+            if job.cancel_requested:
+                ctx.stop("cancel_requested")
