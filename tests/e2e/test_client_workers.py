@@ -154,3 +154,29 @@ def test_a_worker_killed_mid_job_loses_nothing(client, workers):
     assert finished[victim.id].result["by"] == "rescuer"
     assert all(job.result["doubled"] == 2 * job.params["n"] for job in finished.values())
     assert workers.stop("rescuer")["completed"] >= 1
+
+
+def test_cancelling_a_running_job_stops_its_handler_and_the_worker_goes_on(client, workers):
+    queue = f"cancel-{uuid.uuid4().hex[:8]}"
+    long_job = client.create_job(queue, params={"n": 1, "mode": "slow", "steps": 200, "step_s": 0.1})
+    workers.start("canceller", queue, CONCURRENCY="1", LEASE_MS="3000")
+    wait_for(
+        lambda: (j := client.get_job(long_job.id)) and j.progress and (j.progress.current or 0) >= 2,
+        timeout=60,
+        message="the long job under way",
+    )
+    assert client.cancel_job(long_job.id).cancel_requested is True
+    ended = wait_for(
+        lambda: (j := client.get_job(long_job.id)) and j.state.terminal and j,
+        timeout=30,
+        message="the job to end",
+    )
+    assert ended.state is JobState.CANCELLED
+    assert ended.progress.current < 200  # stopped, not run to the end
+    after = client.create_job(queue, params={"n": 2, "mode": "ok"})
+    finished = wait_for(
+        lambda: (j := client.get_job(after.id)) and j.state is JobState.FINISHED and j, timeout=60, message="the next job"
+    )
+    assert finished.result["doubled"] == 4
+    stats = workers.stop("canceller")
+    assert (stats["aborted"], stats["completed"]) == (1, 1)
