@@ -6,7 +6,7 @@ from jobcore.api import SERVICE_ROLES, Request, Response, endpoint
 def claim_job(request: Request) -> Response:
     service = request.service
     conflicts_before = service.claim_conflicts
-    job = service.claim(request.principal, request.path("type"), request.json())
+    job = service.claim(request.principal, request.path("type"), request.json(), time_left_ms=request.time_left_ms())
     if service.claim_conflicts > conflicts_before:
         request.metric("LeaseConflicts", service.claim_conflicts - conflicts_before)
     if job is None:

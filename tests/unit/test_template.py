@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from jobcore import items, service, store
+from jobcore.config import Limits
 from localcloud.template import PROJECT_ROOT, TEMPLATE_PATH, tables
 
 
@@ -131,6 +132,12 @@ def test_runtime_settings_live_in_globals(template):
     for spec in functions(template).values():
         for key in ("Runtime", "Architectures", "Tracing"):
             assert key not in spec.properties, f"{spec.logical_id} overrides {key}"
-        # Only a stream consumer may take longer than a request (a batch of 100 changes).
-        stream_consumer = any(e.get("Type") == "DynamoDB" for e in (spec.properties.get("Events") or {}).values())
-        assert "Timeout" not in spec.properties or stream_consumer, f"{spec.logical_id} overrides Timeout"
+        # Only a stream consumer (a batch of 100 changes) and the long-polling claim may take
+        # longer than a request; the claim stays under API Gateway's 30 s.
+        events = (spec.properties.get("Events") or {}).values()
+        stream_consumer = any(e.get("Type") == "DynamoDB" for e in events)
+        long_poll = spec.handler == "claim_job.handler"
+        assert "Timeout" not in spec.properties or stream_consumer or long_poll, f"{spec.logical_id} overrides Timeout"
+        if long_poll:
+            assert spec.properties["Timeout"] * 1000 >= Limits().wait_ms_max + service.LONG_POLL_MARGIN_MS
+            assert spec.properties["Timeout"] < 30

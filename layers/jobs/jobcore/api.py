@@ -71,10 +71,11 @@ services = _Services()
 class Request:
     """What an operation needs of the API Gateway event."""
 
-    def __init__(self, event: Mapping[str, Any], principal: Principal, correlation_id: str) -> None:
+    def __init__(self, event: Mapping[str, Any], principal: Principal, correlation_id: str, context: Any = None) -> None:
         self.event = event
         self.principal = principal
         self.correlation_id = correlation_id
+        self.context = context  # the Lambda context; None when called outside Lambda
         self._headers = {str(k).lower(): str(v) for k, v in (event.get("headers") or {}).items()}
 
     @property
@@ -86,6 +87,11 @@ class Request:
         if not value:
             raise InvalidRequest.fields({name: "required in the path"})
         return str(value)
+
+    def time_left_ms(self) -> int | None:
+        """What remains of the function's timeout, when it runs in Lambda."""
+        remaining = getattr(self.context, "get_remaining_time_in_millis", None)
+        return int(remaining()) if callable(remaining) else None
 
     @property
     def query(self) -> dict[str, str]:
@@ -103,9 +109,12 @@ class Request:
         if len(data) > MAX_BODY_BYTES:
             raise PayloadTooLarge(f"the body is {len(data)} bytes; the limit is {MAX_BODY_BYTES}")
         try:
-            return json.loads(data)
+            parsed = json.loads(data)
         except (UnicodeDecodeError, json.JSONDecodeError) as error:
             raise InvalidJson(f"the body is not valid JSON: {error}") from None
+        if parsed is None:  # a literal null is not "no body": every body is an object
+            raise InvalidRequest.fields({"body": "must be a JSON object"})
+        return parsed
 
     def integer_header(self, name: str) -> int | None:
         value = self.header(name)
@@ -184,7 +193,7 @@ def endpoint(*, roles: frozenset[Role]) -> Callable[[Callable[[Request], Respons
                 logger.append_keys(principal=principal.sub, role=principal.role.value)
                 if principal.role not in roles:
                     raise Forbidden(f"role {principal.role.value} may not call {event.get('routeKey', 'this route')}")
-                response = traced(Request(event, principal, correlation_id))
+                response = traced(Request(event, principal, correlation_id, context))
             except JobsError as error:
                 if error.status >= 500:
                     logger.warning("request failed", extra={"code": error.code, "error_message": error.message})

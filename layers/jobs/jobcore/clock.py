@@ -58,7 +58,8 @@ class ManualClock:
 def to_iso(moment: datetime) -> str:
     """Wire and storage format: fixed width, so strings sort as times do."""
     utc = moment.astimezone(UTC)
-    return utc.strftime("%Y-%m-%dT%H:%M:%S.") + f"{utc.microsecond // 1000:03d}Z"
+    # Not strftime("%Y"): it writes year 328 as "328", which neither parses nor sorts.
+    return f"{utc.year:04d}-" + utc.strftime("%m-%dT%H:%M:%S.") + f"{utc.microsecond // 1000:03d}Z"
 
 
 def parse_iso(text: str) -> datetime:

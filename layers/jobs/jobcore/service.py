@@ -51,7 +51,7 @@ from .store import (
     decode_cursor,
     encode_cursor,
 )
-from .validation import Reader
+from .validation import NAME_PATTERN, Reader
 
 T = TypeVar("T")
 
@@ -80,6 +80,8 @@ DEFAULT_TIMEOUT_MS = 30_000
 # Each round of concurrent writers to one job lets at least one through, so this bounds
 # how many writers may race on one job before one of them is told to retry (503).
 MAX_WRITE_ATTEMPTS = 12
+# A long poll stops this long before the function would time out: room for the last claim.
+LONG_POLL_MARGIN_MS = 2000
 
 
 @dataclass
@@ -671,15 +673,24 @@ class JobService:
             return None
         return self._after_terminal(job)
 
-    def claim(self, principal: Principal, job_type: str, body: Any) -> Job | None:
-        """Lease the next available job of a type, or None when there is none."""
+    def _check_queue_name(self, r: Reader, job_type: str) -> None:
+        """A queue named in the path follows the rule of `type` at create: no job is in any other."""
+        if not job_type or len(job_type) > self.limits.name_chars or not NAME_PATTERN.match(job_type):
+            r.problem("type", f"1 to {self.limits.name_chars} characters of A-Z a-z 0-9 _ . : @ + = -")
+
+    def claim(self, principal: Principal, job_type: str, body: Any, *, time_left_ms: int | None = None) -> Job | None:
+        """Lease the next available job of a type, or None when there is none.
+
+        ``time_left_ms`` (the Lambda's remaining time) bounds a long poll, so that it answers
+        "none" before the function would time out."""
         r, timeout_ms, worker = self._read_lease_request(body, extra_fields=frozenset({"max_retries", "depends", "wait_ms"}))
         claim_max = r.integer("max_retries", minimum=1, maximum=1000)
         wait_ms = r.integer("wait_ms", minimum=0, maximum=self.limits.wait_ms_max) or 0
         depends = self._read_depends(r, "depends")
-        if not job_type or len(job_type) > self.limits.name_chars:
-            r.problem("type", f"1 to {self.limits.name_chars} characters")
+        self._check_queue_name(r, job_type)
         r.done()
+        if time_left_ms is not None:
+            wait_ms = max(0, min(wait_ms, time_left_ms - LONG_POLL_MARGIN_MS))
         give_up_at = plus_ms(self.clock.now(), wait_ms)
         while True:
             job = self._claim_once(job_type, worker or principal.sub, timeout_ms, claim_max, depends, self.clock.now())
@@ -1211,7 +1222,7 @@ class JobService:
         return speeds
 
     def messages(self, principal: Principal, job_id: str, query: Mapping[str, Any]) -> Page[Message]:
-        r = Reader(query, frozenset({"limit", "cursor"}))
+        r = Reader(query, frozenset({"limit", "cursor"}), text_values=True)
         limit = self._read_limit(r)
         cursor = r.string("cursor", max_chars=2048)
         r.done()
@@ -1270,7 +1281,7 @@ class JobService:
 
     def list_jobs(self, principal: Principal, query: Mapping[str, Any]) -> Page[Job]:
         """Newest first, from the index its filters select; a user sees only own jobs."""
-        r = Reader(query, LIST_FIELDS)
+        r = Reader(query, LIST_FIELDS, text_values=True)
         job_type = r.string("type", max_chars=self.limits.name_chars)
         ref_id = r.string("ref_id", max_chars=self.limits.name_chars)
         owner = r.string("owner", max_chars=self.limits.name_chars)
@@ -1321,7 +1332,7 @@ class JobService:
 
     def queues(self, query: Mapping[str, Any]) -> Page[str]:
         """Queue names (taskstore groups), in name order."""
-        r = Reader(query, frozenset({"limit", "cursor"}))
+        r = Reader(query, frozenset({"limit", "cursor"}), text_values=True)
         limit = self._read_limit(r)
         cursor = r.string("cursor", max_chars=2048)
         r.done()
@@ -1331,10 +1342,11 @@ class JobService:
 
     def queue_jobs(self, job_type: str, query: Mapping[str, Any]) -> Page[Job]:
         """Claimable jobs of a queue, oldest first; ``include_leased`` adds running ones."""
-        r = Reader(query, frozenset({"limit", "cursor", "include_leased"}))
+        r = Reader(query, frozenset({"limit", "cursor", "include_leased"}), text_values=True)
         limit = self._read_limit(r)
         cursor = r.string("cursor", max_chars=2048)
         include_leased = r.boolean("include_leased")
+        self._check_queue_name(r, job_type)
         r.done()
         now = self.clock.now()
         bound = keys.visible_key(to_iso(now), keys.KEY_HIGH)

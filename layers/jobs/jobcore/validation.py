@@ -18,14 +18,18 @@ from .model import json_size
 # Queue names: no "#" (it separates the parts of our keys) and no "/" (they sit in paths).
 NAME_PATTERN = re.compile(r"^[A-Za-z0-9_.:@+=-]+$")
 _MISSING = object()
+MIN_YEAR, MAX_YEAR = 1970, 9000
 
 
 class Reader:
     """Reads fields of one JSON object, collecting a problem per bad field."""
 
-    def __init__(self, body: Any, allowed: set[str] | frozenset[str], *, prefix: str = "") -> None:
+    def __init__(self, body: Any, allowed: set[str] | frozenset[str], *, prefix: str = "", text_values: bool = False) -> None:
         self.problems: dict[str, str] = {}
         self.prefix = prefix
+        # Query parameters arrive as text: "5" and "true" are read as 5 and True there, and
+        # only there; a JSON body must send numbers and booleans as such.
+        self.text_values = text_values
         if body is None:
             body = {}
         if not isinstance(body, Mapping):
@@ -73,7 +77,7 @@ class Reader:
             if required:
                 self.problem(name, "required")
             return None
-        if isinstance(value, str) and re.fullmatch(r"-?\d{1,18}", value.strip()):
+        if self.text_values and isinstance(value, str) and re.fullmatch(r"-?\d{1,18}", value.strip()):
             value = int(value)
         if isinstance(value, bool) or not isinstance(value, int):
             self.problem(name, "must be an integer")
@@ -88,7 +92,7 @@ class Reader:
         value = self.body.get(name, _MISSING)
         if value is _MISSING or value is None:
             return default
-        if isinstance(value, str) and value.lower() in ("true", "false"):
+        if self.text_values and isinstance(value, str) and value.lower() in ("true", "false"):
             return value.lower() == "true"
         if not isinstance(value, bool):
             self.problem(name, "must be true or false")
@@ -103,10 +107,15 @@ class Reader:
             self.problem(name, "must be an ISO-8601 time string")
             return None
         try:
-            return parse_iso(value)
-        except ValueError:
+            moment = parse_iso(value)
+        except (ValueError, OverflowError):
             self.problem(name, "must be an ISO-8601 time with a zone, e.g. 2026-11-22T10:00:00.000Z")
             return None
+        if not MIN_YEAR <= moment.year <= MAX_YEAR:
+            # Epoch-second TTLs start at 1970; far dates would overflow when a delay is added.
+            self.problem(name, f"must be a time between the years {MIN_YEAR} and {MAX_YEAR}")
+            return None
+        return moment
 
     def json_value(self, name: str, *, max_bytes: int) -> Any:
         """Any JSON; over ``max_bytes`` of compact UTF-8 it is a 413, raised at once."""

@@ -1,0 +1,30 @@
+"""Property-based bad input against the local cloud: schemathesis generates requests from
+docs/openapi.yaml for every route, sent with a valid token of each role. Whatever it sends,
+the service answers with a status and a body the spec allows, and never a 5xx."""
+
+from __future__ import annotations
+
+import pytest
+import schemathesis
+from hypothesis import HealthCheck, settings
+from schemathesis.checks import positive_data_acceptance, unsupported_method
+
+from tests.e2e.conftest import PROJECT_ROOT, LocalService
+
+schema = schemathesis.openapi.from_path(PROJECT_ROOT / "docs" / "openapi.yaml")
+# "Schema-valid input is accepted" cannot hold: some rules span fields or need state (delay_ms
+# or available_at, not both; a lease token for extend_ms; a job that exists). Those answers
+# must still be a 4xx the spec lists, which the other checks verify. API Gateway answers a
+# method no route declares with its own 404, not 405: not ours to change.
+NOT_CHECKED = [positive_data_acceptance, unsupported_method]
+# Bounded, so that `make test` stays quick; rerun with more for a deeper search.
+EXAMPLES = 12
+
+
+@pytest.mark.parametrize("role", ["service", "user", "admin"])
+@schema.parametrize()
+@settings(max_examples=EXAMPLES, deadline=None, suppress_health_check=list(HealthCheck), derandomize=True)
+def test_every_route_answers_bad_and_odd_input_within_the_spec(case, role, local_service: LocalService):
+    token = local_service.token(role, "User#fuzz" if role == "user" else f"{role}-fuzz")
+    headers = {"Authorization": f"Bearer {token}"}
+    case.call_and_validate(base_url=local_service.http_url, headers=headers, excluded_checks=NOT_CHECKED, timeout=60)
