@@ -1,0 +1,104 @@
+"""Every route x every kind of caller, through the local cloud's authorizer and functions:
+bad tokens are 401, a role a route does not allow is 403, another user's job is 404 exactly
+as a missing one, and nothing of one owner reaches another. (The WebSocket side of "nothing
+leaks": tests/e2e/test_live_updates.py.)"""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+import pytest
+
+from jobcore.auth import mint_token
+from localcloud.functions import http_routes
+from localcloud.template import load_template
+from tests.e2e.conftest import SECRET, LocalService
+from tests.support.routes import may_call
+
+ROUTES = sorted((r.method, r.path) for r in http_routes(load_template()))
+OWNER, INTRUDER = "User#owner", "User#intruder"
+MISSING_JOB = "01JDA3Q0Z8M6W4K2T9R7P5N3B1"
+BODIES: dict[tuple[str, str], Any] = {
+    ("POST", "/v1/jobs"): {"type": "authz"},
+    ("PATCH", "/v1/jobs/{id}"): {"title": "t"},
+    ("POST", "/v1/jobs/{id}/start"): {"timeout_ms": 1000},
+    ("POST", "/v1/queues/{type}/claim"): {"timeout_ms": 1000},
+    ("POST", "/v1/jobs/{id}/extend"): {"lease_token": "x", "timeout_ms": 1000},
+    ("POST", "/v1/jobs/{id}/abort"): {"lease_token": "x"},
+    ("POST", "/v1/jobs/{id}/complete"): {"result": 1},
+    ("POST", "/v1/jobs/{id}/fail"): {"lease_token": "x"},
+    ("POST", "/v1/jobs/{id}/status"): {"new_status": "s"},
+    ("POST", "/v1/batch"): {"create": [{"type": "authz"}]},
+}
+BAD_TOKENS = {
+    "no token": None,
+    "malformed": "not-a-jwt",
+    "bad signature": mint_token("another-secret-0123456789abcdef0123456789", "svc-a", "service"),
+    "expired": mint_token(SECRET, "svc-a", "service", ttl_s=-3600),
+}
+
+
+def call(local: LocalService, route: tuple[str, str], token: str | None, job_id: str) -> Any:
+    method, template = route
+    path = template.replace("{id}", job_id).replace("{type}", "authz-q")
+    headers = {"Authorization": f"Bearer {token}"} if token else {}
+    return local.request(method, path, body=BODIES.get(route), headers=headers)
+
+
+def new_job(local: LocalService) -> str:
+    reply = local.request("POST", "/v1/jobs", token=local.token("service", "svc-a"), body={"type": "authz", "owner": OWNER})
+    assert reply.status == 201
+    return str(reply.body["id"])
+
+
+def unknown_role_token() -> str:
+    import jwt
+
+    return str(jwt.encode({"sub": "x", "role": "root", "exp": 4102444800}, SECRET, algorithm="HS256"))
+
+
+@pytest.mark.parametrize("route", ROUTES, ids=lambda r: f"{r[0]} {r[1]}")
+def test_bad_tokens_are_401_on_every_route(local_service, route):
+    job_id = new_job(local_service)
+    for kind, token in {**BAD_TOKENS, "unknown role": unknown_role_token()}.items():
+        reply = call(local_service, route, token, job_id)
+        assert (reply.status, reply.error_code) == (401, "unauthorized"), (kind, reply.body)
+
+
+@pytest.mark.parametrize("route", ROUTES, ids=lambda r: f"{r[0]} {r[1]}")
+@pytest.mark.parametrize("role", ["service", "admin", "user"])
+def test_each_role_is_let_in_exactly_where_the_contract_says(local_service, route, role):
+    sub = OWNER if role == "user" else f"{role}-authz"
+    reply = call(local_service, route, local_service.token(role, sub), new_job(local_service))
+    if may_call(role, route):
+        assert reply.status not in (401, 403) and reply.status < 500, reply.body
+    else:
+        assert (reply.status, reply.error_code) == (403, "forbidden"), reply.body
+
+
+OWNER_ROUTES = [r for r in ROUTES if "{id}" in r[1] and may_call("user", r)]
+
+
+@pytest.mark.parametrize("route", OWNER_ROUTES, ids=lambda r: f"{r[0]} {r[1]}")
+def test_another_users_job_is_answered_exactly_as_a_missing_one(local_service, route):
+    intruder = local_service.token("user", INTRUDER)
+    foreign = call(local_service, route, intruder, new_job(local_service))
+    missing = call(local_service, route, intruder, MISSING_JOB)
+    assert (foreign.status, foreign.error_code) == (missing.status, missing.error_code) == (404, "not_found")
+
+    def scrub(body: Any) -> str:
+        return re.sub(r"[0-9A-Z]{26}", "<id>", str(body))
+
+    assert scrub(foreign.body) == scrub(missing.body)
+
+
+def test_listings_never_show_another_owners_jobs(local_service):
+    own = new_job(local_service)
+    intruder, owner = local_service.token("user", INTRUDER), local_service.token("user", OWNER)
+    for query in ("", f"?owner={OWNER.replace('#', '%23')}", "?type=authz"):
+        seen = local_service.request("GET", f"/v1/jobs{query}", token=intruder)
+        assert seen.status == 200 and seen.body["data"] == [], query
+    mine = local_service.request("GET", "/v1/jobs?limit=100", token=owner)
+    assert own in [j["id"] for j in mine.body["data"]]
+    assert {j["owner"] for j in mine.body["data"]} == {OWNER}
