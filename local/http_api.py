@@ -312,6 +312,9 @@ class _Handler(BaseHTTPRequestHandler):
 class _Server(ThreadingHTTPServer):
     daemon_threads = True
     allow_reuse_address = True
+    # socketserver's default backlog of 5 resets connections when many clients connect at
+    # once (16 workers starting together); API Gateway takes them all.
+    request_queue_size = 128
 
     def __init__(self, address: tuple[str, int], api: HttpApi, log: Any) -> None:
         self.api = api
