@@ -275,3 +275,44 @@ def test_the_command_line_prints_json_and_fails_with_the_contracts_message(clien
     assert "not_found" in missing.stderr
     with pytest.raises(NotFound):
         client.cancel_job("01JDA3Q0Z8M6W4K2T9R7P5N3B1")
+
+
+def jobs_cli(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
+    command = [sys.executable, "-m", "jobs_client", *args]
+    return subprocess.run(command, env=env, capture_output=True, text=True, timeout=60, check=False)
+
+
+def test_the_command_line_claims_completes_fails_lists_and_shows(local_service):
+    env = {**os.environ, "JOBS_URL": local_service.http_url, "JOBS_TOKEN": local_service.token("service", "svc-cli")}
+    queue = unique("cli-flow")
+    assert jobs_cli(env, "--json", "claim", queue).returncode == 3  # nothing to claim
+    ids = [json.loads(jobs_cli(env, "--json", "submit", queue, "--title", f"job {n}").stdout)["id"] for n in range(2)]
+
+    first = json.loads(jobs_cli(env, "--json", "claim", queue, "--timeout-ms", "60000").stdout)
+    done = jobs_cli(env, "--json", "complete", first["id"], "--lease-token", first["lease_token"], "--result", '{"ok": 1}')
+    assert done.returncode == 0 and json.loads(done.stdout)["state"] == "finished"
+    second = json.loads(jobs_cli(env, "--json", "claim", queue).stdout)
+    failed = jobs_cli(env, "--json", "fail", second["id"], "--lease-token", second["lease_token"], "--code", "bad", "--no-retry")
+    assert json.loads(failed.stdout)["error"] == {"code": "bad", "message": ""}
+    assert {first["id"], second["id"]} == set(ids)
+
+    listed = json.loads(jobs_cli(env, "--json", "list", "--type", queue).stdout)
+    assert {j["id"]: j["state"] for j in listed} == {first["id"]: "finished", second["id"]: "error"}
+    table = jobs_cli(env, "list", "--type", queue)
+    assert table.returncode == 0 and "finished" in table.stdout and "error" in table.stdout
+    shown = json.loads(jobs_cli(env, "--json", "show", first["id"]).stdout)
+    assert shown["job"]["result"] == {"ok": 1} and shown["messages"] == []
+    assert queue in json.loads(jobs_cli(env, "--json", "queues").stdout)
+    stale = jobs_cli(env, "complete", second["id"], "--lease-token", second["lease_token"])
+    assert stale.returncode == 1 and "already_finished" in stale.stderr
+
+
+def test_the_command_line_mints_tokens_the_service_accepts_and_refuses_a_missing_one(local_service):
+    from tests.e2e.conftest import SECRET
+
+    env = {**os.environ, "JOBS_URL": local_service.http_url, "JOBS_JWT_SECRET": SECRET}
+    env.pop("JOBS_TOKEN", None)
+    token = jobs_cli(env, "token", "--role", "user", "--sub", "User#cli-token").stdout.strip()
+    assert jobs_cli({**env, "JOBS_TOKEN": token}, "--json", "list").returncode == 0
+    missing = jobs_cli(env, "list")
+    assert missing.returncode != 0 and "token" in missing.stderr.lower()

@@ -180,3 +180,22 @@ def test_cancelling_a_running_job_stops_its_handler_and_the_worker_goes_on(clien
     assert finished.result["doubled"] == 4
     stats = workers.stop("canceller")
     assert (stats["aborted"], stats["completed"]) == (1, 1)
+
+
+def test_sigterm_lets_a_short_job_finish_and_hands_a_long_one_back(client, workers):
+    queue = f"term-{uuid.uuid4().hex[:8]}"
+    short = client.create_job(queue, params={"n": 1, "mode": "slow", "steps": 8, "step_s": 0.25})
+    long = client.create_job(queue, params={"n": 2, "mode": "slow", "steps": 400, "step_s": 0.25})
+    workers.start("terminated", queue, CONCURRENCY="2", LEASE_MS="10000")
+
+    def both_running() -> bool:
+        jobs = [client.get_job(short.id), client.get_job(long.id)]
+        return all(j and j.state is JobState.RUNNING and j.progress and (j.progress.current or 0) >= 1 for j in jobs)
+
+    wait_for(both_running, timeout=60, message="both jobs under way")
+    stats = workers.stop("terminated")  # SIGTERM: 5 s of grace, then the rest is handed back
+    finished, handed_back = client.get_job(short.id), client.get_job(long.id)
+    assert finished is not None and finished.state is JobState.FINISHED
+    assert handed_back is not None and handed_back.state is JobState.PENDING  # claimable now, not after its lease
+    assert handed_back.progress.current < 400
+    assert (stats["completed"], stats["aborted"]) == (1, 1)
