@@ -317,3 +317,33 @@ def test_queue_jobs_shows_claimable_oldest_first(service, svc, clock):
     page = service.queue_jobs("q", {"limit": "1"})
     assert [j.id for j in page.data] == [old.id]
     assert [j.id for j in service.queue_jobs("q", {"limit": "1", "cursor": page.next_cursor}).data] == [new.id]
+
+
+def test_a_listing_with_no_owner_or_type_pages_through_every_partition_newest_first(service, svc, clock):
+    from jobcore import items as keys
+
+    made = []
+    for n in range(25):
+        made.append(service.create(svc, {"type": f"t{n % 3}", "ref_id": "same" if n % 5 == 0 else None}).job.id)
+        clock.advance(1 if n % 4 else 0)  # some share a millisecond
+    assert len({keys.all_partition(job_id) for job_id in made}) > 1
+    seen: list[str] = []
+    cursor = None
+    merged_cursor = service.list_jobs(svc, {"limit": "7"}).next_cursor
+    while True:
+        page = service.list_jobs(svc, {"limit": "7", **({"cursor": cursor} if cursor else {})})
+        seen += [j.id for j in page.data]
+        cursor = page.next_cursor
+        if cursor is None:
+            break
+    assert seen == sorted(made, reverse=True)
+    only_ref = service.list_jobs(svc, {"ref_id": "same", "limit": "100"}).data
+    assert [j.id for j in only_ref] == sorted(made[::5], reverse=True)
+    with pytest.raises(InvalidRequest):  # a cursor of the merged listing is no other listing's
+        service.list_jobs(svc, {"type": "t0", "cursor": merged_cursor})
+
+
+def test_a_reversed_time_range_is_an_empty_page(service, svc):
+    service.create(svc, {"type": "t"})
+    page = service.list_jobs(svc, {"created_from": "2030-01-01T00:00:00Z", "created_to": "2020-01-01T00:00:00Z"})
+    assert (page.data, page.next_cursor) == ([], None)

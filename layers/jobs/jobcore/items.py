@@ -13,6 +13,7 @@ A job and its messages share a partition key, so the stream keeps their order.
 
 from __future__ import annotations
 
+import zlib
 from typing import Any
 
 from .model import JobState
@@ -20,7 +21,10 @@ from .model import JobState
 JOB_SK = "JOB"
 MESSAGE_PREFIX = "MSG#"
 QUEUES_PK = "QUEUES"
-ALL_PARTITION = "ALL"
+# all-created is spread over this many partitions: every job write lands in that index, and
+# one index partition takes about 1,000 writes/s (docs/reliability.md). A listing with no
+# owner or type filter reads them all and merges.
+ALL_SHARDS = 8
 
 # Sorts after every id character, so "<time>#~" bounds all keys of that millisecond.
 KEY_HIGH = "~"
@@ -46,6 +50,14 @@ def idempotency_key(principal: str, key: str) -> dict[str, str]:
 
 def queue_name_key(job_type: str) -> dict[str, str]:
     return {"PK": QUEUES_PK, "SK": job_type}
+
+
+def all_partition(job_id: str) -> str:
+    return f"ALL#{zlib.crc32(job_id.encode()) % ALL_SHARDS}"
+
+
+def all_partitions() -> list[str]:
+    return [f"ALL#{shard}" for shard in range(ALL_SHARDS)]
 
 
 def owner_partition(owner: str) -> str:
@@ -79,7 +91,7 @@ def index_attributes(job: dict[str, Any]) -> dict[str, Any]:
     state = JobState(job["state"])
     attrs: dict[str, Any] = {
         "TPK": type_partition(job["type"]),
-        "APK": ALL_PARTITION,
+        "APK": all_partition(job["id"]),
         "CSK": created_key(job["created"], job["id"]),
     }
     if state is JobState.PENDING:

@@ -80,6 +80,8 @@ DEFAULT_TIMEOUT_MS = 30_000
 # Each round of concurrent writers to one job lets at least one through, so this bounds
 # how many writers may race on one job before one of them is told to retry (503).
 MAX_WRITE_ATTEMPTS = 12
+# Cursors of the merged listing over all-created partitions name this, not one index.
+MERGED_ALL_CURSOR = "all-created-merged"
 # A long poll stops this long before the function would time out: room for the last claim.
 LONG_POLL_MARGIN_MS = 2000
 
@@ -1297,38 +1299,77 @@ class JobService:
                 return Page([], None)
             owner = principal.sub
 
-        e = Expr()
-        filters = [_not_expired(e, now)]
-        if owner is not None:
-            index, partition_attr, partition = OWNER_INDEX, "OPK", keys.owner_partition(owner)
-            if job_type is not None:
-                filters.append(f"{e.n('type')} = {e.v(job_type)}")
-            if ref_id is not None:
-                filters.append(f"{e.n('ref_id')} = {e.v(ref_id)}")
-        elif job_type is not None and ref_id is not None:
-            index, partition_attr, partition = REF_INDEX, "RPK", keys.ref_partition(job_type, ref_id)
-        elif job_type is not None:
-            index, partition_attr, partition = TYPE_INDEX, "TPK", keys.type_partition(job_type)
-        else:
-            index, partition_attr, partition = ALL_INDEX, "APK", keys.ALL_PARTITION
-            if ref_id is not None:
-                filters.append(f"{e.n('ref_id')} = {e.v(ref_id)}")
-        if state is not None:
-            filters.append(f"{e.n('state')} = {e.v(state)}")
-        key_condition = f"{e.n(partition_attr)} = {e.v(partition)}"
         # Both bounds inclusive: "<time>#~" sorts after every id created in that millisecond.
         low = to_iso(created_from) if created_from else None
         high = to_iso(created_to) + "#" + keys.KEY_HIGH if created_to else None
-        if low and high:
-            key_condition += f" AND {e.n('CSK')} BETWEEN {e.v(low)} AND {e.v(high)}"
-        elif low:
-            key_condition += f" AND {e.n('CSK')} >= {e.v(low)}"
-        elif high:
-            key_condition += f" AND {e.n('CSK')} <= {e.v(high)}"
+
+        def query_of(e: Expr, partition_attr: str, partition: str, extra: list[str], upper: str | None) -> tuple[str, str]:
+            """The key condition and the filter of one Query of this listing."""
+            filters = [_not_expired(e, now), *extra]
+            if state is not None:
+                filters.append(f"{e.n('state')} = {e.v(state)}")
+            key_condition = f"{e.n(partition_attr)} = {e.v(partition)}"
+            if low and upper:
+                key_condition += f" AND {e.n('CSK')} BETWEEN {e.v(low)} AND {e.v(upper)}"
+            elif low:
+                key_condition += f" AND {e.n('CSK')} >= {e.v(low)}"
+            elif upper:
+                key_condition += f" AND {e.n('CSK')} <= {e.v(upper)}"
+            return key_condition, " AND ".join(filters)
+
+        if low and high and low > high:
+            return Page([], None)  # DynamoDB refuses a BETWEEN whose bounds are reversed
+        if owner is None and job_type is None:
+            return self._list_all(query_of, ref_id, low, high, limit, cursor)
+        e = Expr()
+        extra: list[str] = []
+        if owner is not None:
+            index, partition_attr, partition = OWNER_INDEX, "OPK", keys.owner_partition(owner)
+            if job_type is not None:
+                extra.append(f"{e.n('type')} = {e.v(job_type)}")
+            if ref_id is not None:
+                extra.append(f"{e.n('ref_id')} = {e.v(ref_id)}")
+        elif job_type is not None and ref_id is not None:
+            index, partition_attr, partition = REF_INDEX, "RPK", keys.ref_partition(job_type, ref_id)
+        else:
+            assert job_type is not None
+            index, partition_attr, partition = TYPE_INDEX, "TPK", keys.type_partition(job_type)
+        key_condition, filter_expression = query_of(e, partition_attr, partition, extra, high)
         page = self._page(
-            key_condition, e, index=index, limit=limit, cursor=cursor, forward=False, filter_expression=" AND ".join(filters)
+            key_condition, e, index=index, limit=limit, cursor=cursor, forward=False, filter_expression=filter_expression
         )
         return Page([Job.from_item(i) for i in page.data], page.next_cursor)
+
+    def _list_all(
+        self,
+        query_of: Callable[[Expr, str, str, list[str], str | None], tuple[str, str]],
+        ref_id: str | None,
+        low: str | None,
+        high: str | None,
+        limit: int,
+        cursor: str | None,
+    ) -> Page[Job]:
+        """A listing with no owner or type: one page from each all-created partition, merged
+        newest first. The cursor is the last job's CSK: the next page reads below it."""
+        after = str(decode_cursor(MERGED_ALL_CURSOR, cursor).get("CSK", "")) if cursor else None
+        upper = min(high, after) if high and after else (after or high)
+        if low and upper and low > upper:
+            return Page([], None)
+        found: list[Item] = []
+        for partition in keys.all_partitions():
+            e = Expr()
+            extra = [f"{e.n('ref_id')} = {e.v(ref_id)}"] if ref_id is not None else []
+            condition, filter_expression = query_of(e, "APK", partition, extra, upper)
+            # One more than the page: the item at the cursor itself comes back (the bound is
+            # inclusive) and is dropped below.
+            page = self._page(
+                condition, e, index=ALL_INDEX, limit=limit + 1, cursor=None, forward=False, filter_expression=filter_expression
+            )
+            found += [i for i in page.data if i["CSK"] != after]
+        found.sort(key=lambda i: str(i["CSK"]), reverse=True)
+        kept = found[:limit]
+        next_cursor = encode_cursor(MERGED_ALL_CURSOR, {"CSK": kept[-1]["CSK"]}) if len(found) > limit else None
+        return Page([Job.from_item(i) for i in kept], next_cursor)
 
     def queues(self, query: Mapping[str, Any]) -> Page[str]:
         """Queue names (taskstore groups), in name order."""
