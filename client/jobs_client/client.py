@@ -65,6 +65,9 @@ def _compact(fields: Mapping[str, Any]) -> dict[str, Any]:
 
 
 def _wire(value: Any) -> Any:
+    """A value as JSON carries it: times in the contract's format, dataclasses as objects."""
+    if isinstance(value, dict):
+        return {k: _wire(v) for k, v in value.items()}
     if isinstance(value, datetime):
         return format_time(value)
     if isinstance(value, Progress | Speed):
@@ -127,7 +130,7 @@ class JobsClient:
         correlation_id = uuid.uuid4().hex
         query = {k: _wire(v) if not isinstance(v, bool) else str(v).lower() for k, v in (params or {}).items() if v is not None}
         sent_headers = {"X-Correlation-Id": correlation_id, **(headers or {})}
-        content = None if body is _UNSET else json.dumps(_wire_body(body), separators=(",", ":")).encode("utf-8")
+        content = None if body is _UNSET else json.dumps(_wire(body), separators=(",", ":")).encode("utf-8")
         if content is not None:
             sent_headers["Content-Type"] = "application/json"
         timeout = httpx.Timeout(timeout_s, connect=min(10.0, timeout_s)) if timeout_s else None
@@ -413,14 +416,6 @@ class JobsClient:
 
     def get_schema(self) -> dict[str, Any]:
         return dict(self.request("GET", "/schema", idempotent=True).body)
-
-
-def _wire_body(body: Any) -> Any:
-    if isinstance(body, dict):
-        return {k: _wire_body(v) for k, v in body.items()}
-    if isinstance(body, list):
-        return [_wire_body(v) for v in body]
-    return _wire(body)
 
 
 __all__ = ["ApiError", "JobsClient", "Reply", "RetryPolicy"]
