@@ -1,10 +1,14 @@
 # Two entry points: `make run` (the service locally) and `make test` (every test).
-# Each creates .venv with Python 3.11 and installs what it needs on first use.
+# Each creates .venv with Python 3.11 and installs what it needs on first use: `make run`
+# only what running needs; `make test` adds the test and lint tools.
 
 PYTHON ?= python3.11
 VENV := .venv
 BIN := $(VENV)/bin
-STAMP := $(VENV)/.installed-$(shell cat pyproject.toml client/pyproject.toml | cksum | cut -d' ' -f1)
+DEPS_HASH := $(shell cat pyproject.toml client/pyproject.toml | cksum | cut -d' ' -f1)
+RUN_STAMP := $(VENV)/.run-$(DEPS_HASH)
+DEV_STAMP := $(VENV)/.dev-$(DEPS_HASH)
+PIP := $(BIN)/python -m pip install --quiet --disable-pip-version-check
 
 # aws-sam-cli pins an older boto3 than the service, so it lives in a venv of its own.
 SAM_VENV := .venv-sam
@@ -13,33 +17,44 @@ export SAM_CLI_TELEMETRY := 0
 
 .PHONY: run test lint typecheck unit sam format clean
 
-$(STAMP): pyproject.toml client/pyproject.toml
+$(BIN)/python:
 	@command -v $(PYTHON) >/dev/null 2>&1 || { echo "needs $(PYTHON) on PATH"; exit 1; }
-	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e '.[dev]' -e ./client
-	rm -f $(VENV)/.installed-*
-	touch $(STAMP)
+	@echo "Creating $(VENV) with $(PYTHON) ..."
+	@$(PYTHON) -m venv $(VENV)
+	@$(PIP) --upgrade pip
+
+$(RUN_STAMP): pyproject.toml client/pyproject.toml | $(BIN)/python
+	@echo "Installing what the local cloud needs into $(VENV) (first run only, about a minute) ..."
+	@$(PIP) -e '.[local]' -e ./client
+	@rm -f $(VENV)/.run-*
+	@touch $(RUN_STAMP)
+
+$(DEV_STAMP): $(RUN_STAMP)
+	@echo "Installing the test and lint tools into $(VENV) (first run only) ..."
+	@$(PIP) -e '.[local,dev]' -e ./client
+	@rm -f $(VENV)/.dev-*
+	@touch $(DEV_STAMP)
 
 $(SAM_STAMP):
-	test -x $(SAM_VENV)/bin/python || $(PYTHON) -m venv $(SAM_VENV)
-	$(SAM_VENV)/bin/python -m pip install --quiet --upgrade pip
-	$(SAM_VENV)/bin/python -m pip install --quiet aws-sam-cli==1.170.0
-	rm -f $(SAM_VENV)/.installed-*
-	touch $(SAM_STAMP)
+	@echo "Installing aws-sam-cli into $(SAM_VENV) (first run only) ..."
+	@test -x $(SAM_VENV)/bin/python || $(PYTHON) -m venv $(SAM_VENV)
+	@$(SAM_VENV)/bin/python -m pip install --quiet --disable-pip-version-check --upgrade pip
+	@$(SAM_VENV)/bin/python -m pip install --quiet --disable-pip-version-check aws-sam-cli==1.170.0
+	@rm -f $(SAM_VENV)/.installed-*
+	@touch $(SAM_STAMP)
 
-run: $(STAMP)
-	$(BIN)/python -m localcloud serve
+run: $(RUN_STAMP)
+	@$(BIN)/python -m localcloud serve
 
-lint: $(STAMP)
+lint: $(DEV_STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/cfn-lint template.yaml
 
-typecheck: $(STAMP)
+typecheck: $(DEV_STAMP)
 	$(BIN)/mypy
 
-unit: $(STAMP)
+unit: $(DEV_STAMP)
 	$(BIN)/pytest
 
 # sam validate --lint and sam build (python3.11, arm64, dependencies from PyPI).
@@ -49,7 +64,7 @@ sam: $(SAM_STAMP)
 
 test: lint typecheck sam unit
 
-format: $(STAMP)
+format: $(DEV_STAMP)
 	$(BIN)/ruff format .
 	$(BIN)/ruff check --fix .
 

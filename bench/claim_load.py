@@ -132,7 +132,9 @@ def main() -> None:
     rows = []
     for queue_count in (1, args.queues):  # a fresh local cloud each: moto slows as its table grows
         with tempfile.TemporaryDirectory() as directory:
-            local = start_local_service(Path(directory), extra_env={"JOBS_LOCAL_CONCURRENCY": str(args.concurrency)})
+            # JOBS_LOG=json: the claim function's LeaseConflicts metric is read from its log lines.
+            env = {"JOBS_LOCAL_CONCURRENCY": str(args.concurrency), "JOBS_LOG": "json"}
+            local = start_local_service(Path(directory), extra_env=env)
             try:
                 row = run(local, args.jobs, args.workers, queue_count)
             finally:

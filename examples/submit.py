@@ -1,6 +1,7 @@
 """Submit a count job for an end user and follow it live until it completes.
 
-JOBS_TOKEN=$(.venv/bin/jobs token --role service --sub svc-app) .venv/bin/python examples/submit.py 5 'User#1234'
+export JOBS_TOKEN=...   # a service token: `make run` prints one
+.venv/bin/python examples/submit.py 5 'User#1234'
 """
 
 from __future__ import annotations
@@ -24,7 +25,10 @@ async def follow(client: JobsClient, job_id: str) -> None:
 def main() -> None:
     n = int(sys.argv[1]) if len(sys.argv) > 1 else 5
     owner = sys.argv[2] if len(sys.argv) > 2 else "User#1234"
-    with JobsClient(os.environ.get("JOBS_URL", "http://127.0.0.1:3000"), os.environ["JOBS_TOKEN"]) as client:
+    token = os.environ.get("JOBS_TOKEN")
+    if not token:
+        sys.exit("JOBS_TOKEN is not set: export a service token first (`make run` prints one).")
+    with JobsClient(os.environ.get("JOBS_URL", "http://127.0.0.1:3000"), token) as client:
         job = client.create_job("count", owner=owner, title=f"Counting to {n}", params={"n": n, "delay_s": 0.3})
         print(f"submitted {job.id}")
         asyncio.run(follow(client, job.id))

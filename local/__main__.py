@@ -16,6 +16,8 @@ import threading
 from .cloud import CloudConfig, LocalCloud
 from .http_api import PortInUse
 
+TOKEN_TTL_S = 12 * 3600
+
 
 def _serve(_: argparse.Namespace) -> int:
     config = CloudConfig.from_env()
@@ -25,21 +27,55 @@ def _serve(_: argparse.Namespace) -> int:
     stop = threading.Event()
     signal.signal(signal.SIGINT, lambda *_: stop.set())
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    print(f"Starting the local cloud of {config.template_path.name} ...", flush=True)
     try:
         cloud.start()
     except PortInUse as error:
         print(f"error: {error}", file=sys.stderr)
         cloud.stop()
         return 2
-    print(f"HTTP API       http://{config.host}:{config.http_port}/v1", flush=True)
-    print(f"WebSocket API  ws://{config.host}:{config.ws_port}", flush=True)
-    print(f"DynamoDB       {cloud.dynamodb_endpoint}", flush=True)
-    print("A token:       .venv/bin/python -m localcloud token --role service --sub svc-a", flush=True)
-    print("Ready. Ctrl-C stops everything.", flush=True)
+    print(banner(config, cloud.dynamodb_endpoint), flush=True)
     stop.wait()
     print("Stopping...", flush=True)
     cloud.stop()
     return 0
+
+
+def banner(config: CloudConfig, dynamodb_endpoint: str) -> str:
+    """What a newcomer needs: where it answers, a token to paste, where the data lives."""
+    from jobcore.auth import mint_token
+
+    token = mint_token(config.jwt_secret, "local-dev", "service", ttl_s=TOKEN_TTL_S)
+    http = f"http://{config.host}:{config.http_port}"
+    if config.dynamodb_endpoint:
+        data = f"{dynamodb_endpoint} (JOBS_DYNAMODB_ENDPOINT)"
+    elif config.data_dir:
+        data = f"{config.data_dir.resolve()} (JOBS_DATA_DIR; kept across restarts)"
+    else:
+        data = "in memory, gone at Ctrl-C (JOBS_DATA_DIR=.data keeps it)"
+    logs = (
+        "every function's JSON lines (JOBS_LOG=json)"
+        if config.log_format == "json"
+        else "a line per request (JOBS_LOG=json: all)"
+    )
+    return "\n".join(
+        [
+            "",
+            f"  HTTP API    {http}/v1",
+            f"  WebSocket   ws://{config.host}:{config.ws_port}",
+            f"  DynamoDB    {dynamodb_endpoint} (embedded)"
+            if not config.dynamodb_endpoint
+            else f"  DynamoDB    {dynamodb_endpoint}",
+            f"  Data        {data}",
+            f"  Logs        {logs}",
+            "",
+            f"  export JOBS_URL={http} JOBS_TOKEN={token}",
+            f'  curl -H "Authorization: Bearer $JOBS_TOKEN" {http}/v1/queues',
+            "  (a service token for 12 hours; `.venv/bin/jobs token --role user --sub alice` mints others)",
+            "",
+            "Ready. Ctrl-C stops everything.",
+        ]
+    )
 
 
 def _token(args: argparse.Namespace) -> int:

@@ -17,7 +17,7 @@ from .dynamodb import EmbeddedDynamoDB
 from .functions import FunctionSpec, functions, http_routes
 from .http_api import ApiRoute, HttpApi, HttpApiServer, _pattern, authorizer_from_template
 from .resolve import REGION, Resolver, function_environment, function_setting
-from .runtime import FunctionConfig, FunctionRuntime
+from .runtime import FunctionConfig, FunctionRuntime, stop_resource_tracker
 from .template import TEMPLATE_PATH, create_table_request, load_template, tables
 
 LOCAL_CREDENTIALS = {"AWS_ACCESS_KEY_ID": "local", "AWS_SECRET_ACCESS_KEY": "local", "AWS_SESSION_TOKEN": "local"}
@@ -34,6 +34,9 @@ class CloudConfig:
     template_path: Path = TEMPLATE_PATH
     max_concurrency: int = 4
     parameters: dict[str, str] = field(default_factory=dict)
+    # "compact": one line per request, a function's own lines only when it failed;
+    # "json": every line every function prints (powertools' structured logs, metrics).
+    log_format: str = "compact"
 
     @classmethod
     def from_env(cls) -> CloudConfig:
@@ -47,6 +50,7 @@ class CloudConfig:
             max_concurrency=int(env.get("JOBS_LOCAL_CONCURRENCY", "4")),
             template_path=Path(env["JOBS_TEMPLATE"]) if env.get("JOBS_TEMPLATE") else TEMPLATE_PATH,
             parameters=dict(pair.split("=", 1) for pair in env.get("JOBS_PARAMETERS", "").split(",") if "=" in pair),
+            log_format="json" if env.get("JOBS_LOG", "").lower() == "json" else "compact",
         )
 
 
@@ -179,6 +183,7 @@ class LocalCloud:
                 environment=self.lambda_environment(spec, resolver),
                 timeout_s=float(function_setting(self.template, spec.properties, "Timeout", 3)),
                 memory_mb=int(function_setting(self.template, spec.properties, "MemorySize", 128)),
+                echo_logs=self.config.log_format == "json",
             )
             self.runtimes[spec.logical_id] = FunctionRuntime(config, max_concurrency=self.config.max_concurrency)
 
@@ -194,7 +199,7 @@ class LocalCloud:
                 authorizer = None
             routes.append(ApiRoute(route, _pattern(route.path), authorizer))
         self.http = HttpApiServer(
-            HttpApi(routes, self.runtimes, log=self.log), host=self.config.host, port=self.config.http_port, log=lambda line: None
+            HttpApi(routes, self.runtimes, log=self.log), host=self.config.host, port=self.config.http_port, log=self.log
         )
 
     # -- lifecycle ------------------------------------------------------------------------
@@ -235,3 +240,4 @@ class LocalCloud:
                 stopper()
             except Exception as error:  # keep stopping the rest
                 self.log(f"[local] error while stopping: {error}")
+        stop_resource_tracker()  # last: every worker process has ended by now

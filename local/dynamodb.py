@@ -2,18 +2,26 @@
 
 moto's update_item takes no lock, so two concurrent conditional updates can both win;
 DynamoDB serializes writes per item. One lock around each request restores that (measured:
-600/600 races clean, see DESIGN.md).
+600/600 races clean). moto runs with the fixes of `dynamodb_fixes.py`, so that memory and
+the time of a request stay flat however long it runs and however large its tables grow.
 """
 
 from __future__ import annotations
 
+import os
 import threading
 import urllib.request
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
 from typing import Any
 
 from moto.moto_server.werkzeug_app import DomainDispatcherApplication, MotoRequestHandler, create_backend_app
 from werkzeug.serving import BaseWSGIServer, make_server
+
+from . import dynamodb_fixes
+
+# DynamoDB keeps stream records 24 hours; the local pollers read them within milliseconds.
+STREAM_RETENTION_S = float(os.environ.get("JOBS_LOCAL_STREAM_RETENTION_S", "60"))
 
 StartResponse = Callable[..., Any]
 
@@ -36,6 +44,12 @@ class _LockedApp:
                     close()
 
 
+class _RequestHandler(MotoRequestHandler):
+    # A response goes out in two writes (headers, then body): without TCP_NODELAY the second
+    # waits for the client's delayed ACK of the first.
+    disable_nagle_algorithm = True
+
+
 class EmbeddedDynamoDB:
     """Serves DynamoDB (and moto's other services) on 127.0.0.1; stop() ends it."""
 
@@ -43,13 +57,15 @@ class EmbeddedDynamoDB:
         self._port = port
         self._server: BaseWSGIServer | None = None
         self._thread: threading.Thread | None = None
+        self._app: _LockedApp | None = None
 
     def start(self) -> str:
         import logging
 
         logging.getLogger("werkzeug").setLevel(logging.WARNING)  # a line per request otherwise
-        app = _LockedApp(DomainDispatcherApplication(create_backend_app))
-        self._server = make_server("127.0.0.1", self._port, app, threaded=True, request_handler=MotoRequestHandler)
+        dynamodb_fixes.install(stream_retention_s=STREAM_RETENTION_S)
+        app = self._app = _LockedApp(DomainDispatcherApplication(create_backend_app))
+        self._server = make_server("127.0.0.1", self._port, app, threaded=True, request_handler=_RequestHandler)
         self._thread = threading.Thread(target=self._server.serve_forever, name="embedded-dynamodb", daemon=True)
         self._thread.start()
         self.reset()
@@ -60,6 +76,26 @@ class EmbeddedDynamoDB:
         request = urllib.request.Request(f"{self.endpoint_url}/moto-api/reset", method="POST")
         with urllib.request.urlopen(request, timeout=10) as response:
             response.read()
+
+    @contextmanager
+    def _locked(self) -> Iterator[None]:
+        """Between requests: what a request changes is not half-done."""
+        assert self._app is not None, "start() first"
+        with self._app.lock:
+            yield
+
+    def expired_keys(self, table_name: str, now_s: int) -> list[dict[str, Any]]:
+        """Keys (DynamoDB JSON) of items whose TTL attribute is at or before now_s, from the
+        table's TTL index: the TTL sweeper needs no Scan."""
+        with self._locked():
+            table = next((t for t in dynamodb_fixes.tables() if t.name == table_name), None)
+            return dynamodb_fixes.expired_keys(table, now_s) if table is not None else []
+
+    def changes(self, table_name: str) -> int:
+        """Moves whenever the table is written: a snapshot of an unchanged table is skipped."""
+        with self._locked():
+            table = next((t for t in dynamodb_fixes.tables() if t.name == table_name), None)
+            return dynamodb_fixes.changes(table) if table is not None else -1
 
     @property
     def endpoint_url(self) -> str:

@@ -177,8 +177,11 @@ class _Sources:
                 outcome = self.cloud.runtimes[mapping.function].invoke({"Records": records})
                 failed_from = self._failed_from(mapping, outcome, records)
                 if failed_from is None:
-                    self.log(f"[streams] {mapping.function}: {len(records)} record(s) delivered")
+                    if self.cloud.config.log_format == "json":
+                        self.log(f"[streams] {mapping.function}: {len(records)} record(s) delivered")
                     break
+                for line in outcome.logs:
+                    self.log(line)
                 records = records[failed_from:]
                 attempts += 1
                 if mapping.bisect and len(records) > 1:
@@ -249,6 +252,7 @@ class _Sources:
                 self.log(f"[ttl] sweep failed: {error}")
 
     def sweep(self) -> int:
+        """Delete every item past its TTL, each on the condition that it still is."""
         dynamodb = self.cloud.client("dynamodb")
         deleted = 0
         for logical_id, properties in tables(self.cloud.template).items():
@@ -258,40 +262,47 @@ class _Sources:
             attribute = ttl["AttributeName"]
             table_name = self.cloud.table_names[logical_id]
             key_names = [k["AttributeName"] for k in properties["KeySchema"]]
-            now = str(int(time.time()))
-            start: dict[str, Any] | None = None
-            while True:
-                args: dict[str, Any] = {
-                    "TableName": table_name,
-                    "FilterExpression": "#ttl <= :now",
-                    "ExpressionAttributeNames": {"#ttl": attribute},
-                    "ExpressionAttributeValues": {":now": {"N": now}},
-                }
-                if start:
-                    args["ExclusiveStartKey"] = start
-                page = dynamodb.scan(**args)
-                for item in page.get("Items", []):
-                    keys = {name: item[name] for name in key_names}
+            now = int(time.time())
+            for keys in self._expired(dynamodb, table_name, attribute, key_names, now):
+                with self.lock:
+                    self.ttl_deleted.setdefault(table_name, set()).add(_key_of(keys))
+                try:
+                    dynamodb.delete_item(
+                        TableName=table_name,
+                        Key=keys,
+                        ConditionExpression="#ttl <= :now",
+                        ExpressionAttributeNames={"#ttl": attribute},
+                        ExpressionAttributeValues={":now": {"N": str(now)}},
+                    )
+                    deleted += 1
+                except dynamodb.exceptions.ConditionalCheckFailedException:
                     with self.lock:
-                        self.ttl_deleted.setdefault(table_name, set()).add(_key_of(keys))
-                    try:
-                        dynamodb.delete_item(
-                            TableName=table_name,
-                            Key=keys,
-                            ConditionExpression="#ttl <= :now",
-                            ExpressionAttributeNames={"#ttl": attribute},
-                            ExpressionAttributeValues={":now": {"N": now}},
-                        )
-                        deleted += 1
-                    except dynamodb.exceptions.ConditionalCheckFailedException:
-                        with self.lock:
-                            self.ttl_deleted[table_name].discard(_key_of(keys))
-                start = page.get("LastEvaluatedKey")
-                if not start:
-                    break
+                        self.ttl_deleted[table_name].discard(_key_of(keys))
         if deleted:
             self.log(f"[ttl] deleted {deleted} expired item(s)")
         return deleted
+
+    def _expired(self, dynamodb: Any, table_name: str, attribute: str, key_names: list[str], now: int) -> list[dict[str, Any]]:
+        """Keys of expired items: from the embedded DynamoDB's TTL index, else by a Scan of
+        the other endpoint (DynamoDB Local has no TTL of its own either)."""
+        if self.cloud.config.dynamodb_endpoint is None:
+            return self.cloud.moto.expired_keys(table_name, now)
+        found: list[dict[str, Any]] = []
+        start: dict[str, Any] | None = None
+        while True:
+            args: dict[str, Any] = {
+                "TableName": table_name,
+                "FilterExpression": "#ttl <= :now",
+                "ExpressionAttributeNames": {"#ttl": attribute},
+                "ExpressionAttributeValues": {":now": {"N": str(now)}},
+            }
+            if start:
+                args["ExclusiveStartKey"] = start
+            page = dynamodb.scan(**args)
+            found += [{name: item[name] for name in key_names} for item in page.get("Items", [])]
+            start = page.get("LastEvaluatedKey")
+            if not start:
+                return found
 
     # -- lifecycle ------------------------------------------------------------------------
     def start(self) -> None:

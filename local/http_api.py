@@ -8,6 +8,7 @@ import errno
 import json
 import os
 import re
+import sys
 import threading
 import time
 import uuid
@@ -26,6 +27,10 @@ MAX_BODY_BYTES = 10 * 1024 * 1024  # API Gateway's payload limit
 INTEGRATION_TIMEOUT_S = float(os.environ.get("JOBS_LOCAL_INTEGRATION_TIMEOUT_S", "30"))
 API_ID = "local"
 ROUTE_ARN_PREFIX = f"arn:aws:execute-api:us-east-1:000000000000:{API_ID}/$default"
+# Carries the name of the function that answered from _handle to the log line; never sent.
+_FUNCTION_HEADER = "x-local-function"
+# A client that hangs up (a worker stopped during a long poll) is not an error of ours.
+_HANG_UPS = (BrokenPipeError, ConnectionResetError, ConnectionAbortedError, TimeoutError)
 
 
 @dataclass
@@ -99,28 +104,54 @@ class HttpApi:
     def handle(
         self, method: str, target: str, headers: list[tuple[str, str]], body: bytes, source_ip: str
     ) -> tuple[int, list[tuple[str, str]], bytes]:
+        """Answer one request, and log it in one line (with the function's own lines when it failed)."""
+        started = time.perf_counter()
+        split = urlsplit(target)
+        function = "-"
+        logs: list[str] = []
+        try:
+            status, reply_headers, reply = self._handle(method, split, headers, body, source_ip, logs)
+            function = next((v for k, v in reply_headers if k == _FUNCTION_HEADER), "-")
+        except Exception as error:  # never a traceback into the client's socket
+            self.log(f"[http] {method} {split.path} failed in the local cloud: {type(error).__name__}: {error}")
+            status, reply_headers, reply = _message(500, "Internal Server Error", str(uuid.uuid4()))
+        elapsed_ms = (time.perf_counter() - started) * 1000
+        self.log(f"{function} {method} {split.path} {status} {elapsed_ms:.0f} ms")
+        if status >= 500:
+            for line in logs:
+                self.log(line)
+        return status, [(k, v) for k, v in reply_headers if k != _FUNCTION_HEADER], reply
+
+    def _handle(
+        self, method: str, split: Any, headers: list[tuple[str, str]], body: bytes, source_ip: str, logs: list[str]
+    ) -> tuple[int, list[tuple[str, str]], bytes]:
         request_id = str(uuid.uuid4())
         if len(body) > MAX_BODY_BYTES:
             return _message(413, "Request Entity Too Large", request_id)
-        split = urlsplit(target)
         matched = self.match(method, split.path)
         if matched is None:
             return _message(404, "Not Found", request_id)
         api_route, path_parameters = matched
         event = self._event(api_route, method, split.path, split.query, headers, body, path_parameters, source_ip, request_id)
         if api_route.authorizer is not None:
-            verdict = self._authorize(api_route, event)
+            verdict = self._authorize(api_route, event, logs)
             if isinstance(verdict, tuple):
                 return verdict
             event["requestContext"]["authorizer"] = verdict
-        runtime = self.runtimes[api_route.route.function.logical_id]
+        name = api_route.route.function.logical_id
+        runtime = self.runtimes[name]
         outcome = runtime.invoke(event, timeout_s=INTEGRATION_TIMEOUT_S)
+        logs += outcome.logs
+        tag = (_FUNCTION_HEADER, name)
         if not outcome.ok:
-            self.log(f"[http] {api_route.route.function.logical_id} failed: {outcome.error_type}: {outcome.error_message}")
+            logs.append(f"[http] {name} failed: {outcome.error_type}: {outcome.error_message}")
             if outcome.timed_out and runtime.config.timeout_s > INTEGRATION_TIMEOUT_S:
-                return _message(503, "Service Unavailable", request_id)
-            return _message(500, "Internal Server Error", request_id)
-        return _response(outcome.payload, request_id)
+                status, reply_headers, reply = _message(503, "Service Unavailable", request_id)
+            else:
+                status, reply_headers, reply = _message(500, "Internal Server Error", request_id)
+            return status, [*reply_headers, tag], reply
+        status, reply_headers, reply = _response(outcome.payload, request_id)
+        return status, [*reply_headers, tag], reply
 
     def _event(
         self,
@@ -186,7 +217,9 @@ class HttpApi:
                 event["isBase64Encoded"] = True
         return event
 
-    def _authorize(self, api_route: ApiRoute, event: dict[str, Any]) -> dict[str, Any] | tuple[int, list[tuple[str, str]], bytes]:
+    def _authorize(
+        self, api_route: ApiRoute, event: dict[str, Any], logs: list[str]
+    ) -> dict[str, Any] | tuple[int, list[tuple[str, str]], bytes]:
         config = api_route.authorizer
         assert config is not None
         request_id = event["requestContext"]["requestId"]
@@ -223,8 +256,9 @@ class HttpApi:
             },
         }
         outcome = self.runtimes[config.function].invoke(request, timeout_s=INTEGRATION_TIMEOUT_S)
+        logs += outcome.logs
         if not outcome.ok or not isinstance(outcome.payload, dict):
-            self.log(f"[http] authorizer {config.function} failed: {outcome.error_type}: {outcome.error_message}")
+            logs.append(f"[http] authorizer {config.function} failed: {outcome.error_type}: {outcome.error_message}")
             return _message(500, "Internal Server Error", request_id)
         if config.simple_responses:
             allowed = outcome.payload.get("isAuthorized") is True
@@ -270,10 +304,23 @@ def _response(payload: Any, request_id: str) -> tuple[int, list[tuple[str, str]]
 
 class _Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
+    # Headers and body are two writes: without TCP_NODELAY the body waits for an ACK.
+    disable_nagle_algorithm = True
     server: _Server
 
     def _serve(self) -> None:
-        length = int(self.headers.get("Content-Length") or 0)
+        try:
+            self._answer()
+        except _HANG_UPS:
+            self.close_connection = True  # the client went away; nothing to tell anyone
+
+    def _answer(self) -> None:
+        declared = (self.headers.get("Content-Length") or "0").strip()
+        if not declared.isascii() or not declared.isdigit() or len(declared) > 12:
+            self._send(*_message(400, "Bad Request", str(uuid.uuid4())))
+            self.close_connection = True
+            return
+        length = int(declared)
         if length > MAX_BODY_BYTES:
             # Read it all before answering: a client still sending would see a broken pipe.
             remaining = length
@@ -289,6 +336,9 @@ class _Handler(BaseHTTPRequestHandler):
             status, headers, body = self.server.api.handle(
                 self.command, self.path, list(self.headers.items()), data, self.client_address[0]
             )
+        self._send(status, headers, body)
+
+    def _send(self, status: int, headers: list[tuple[str, str]], body: bytes) -> None:
         self.send_response(status)
         for name, value in headers:
             self.send_header(name, value)
@@ -306,7 +356,7 @@ class _Handler(BaseHTTPRequestHandler):
         raise AttributeError(name)
 
     def log_message(self, format: str, *args: Any) -> None:
-        self.server.log(f"{self.address_string()} {format % args}")
+        """http.server's access line: HttpApi.handle logs each request its own way."""
 
 
 class _Server(ThreadingHTTPServer):
@@ -320,6 +370,13 @@ class _Server(ThreadingHTTPServer):
         self.api = api
         self.log = log
         super().__init__(address, _Handler)
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        """socketserver prints a traceback for any error; a hang-up is no error."""
+        error = sys.exc_info()[1]
+        if isinstance(error, _HANG_UPS):
+            return
+        self.log(f"[http] connection from {client_address[0]} failed: {type(error).__name__}: {error}")
 
 
 class PortInUse(RuntimeError):

@@ -46,11 +46,15 @@ def load(cloud: LocalCloud, directory: Path) -> int:
     return loaded
 
 
-def snapshot(cloud: LocalCloud, directory: Path) -> None:
+def snapshot(cloud: LocalCloud, directory: Path, seen: dict[str, int] | None = None) -> None:
+    """Write each table that changed since the last snapshot (``seen``: its change counter)."""
     client = cloud.client("dynamodb")
     directory.mkdir(parents=True, exist_ok=True)
     for logical_id in tables(cloud.template):
         table_name = cloud.table_names[logical_id]
+        changes = cloud.moto.changes(table_name)
+        if seen is not None and changes >= 0 and seen.get(table_name) == changes:
+            continue
         items: list[dict[str, Any]] = []
         start: dict[str, Any] | None = None
         while True:
@@ -63,6 +67,8 @@ def snapshot(cloud: LocalCloud, directory: Path) -> None:
         temporary = target.with_suffix(".json.tmp")
         temporary.write_text(json.dumps(items))
         temporary.replace(target)
+        if seen is not None:
+            seen[table_name] = changes
 
 
 def start_persistence(cloud: LocalCloud, directory: Path) -> Callable[[], None]:
@@ -70,11 +76,12 @@ def start_persistence(cloud: LocalCloud, directory: Path) -> Callable[[], None]:
     count = load(cloud, directory)
     cloud.log(f"[data] {count} item(s) loaded from {directory}")
     stop = threading.Event()
+    seen: dict[str, int] = {}
 
     def keep_snapshotting() -> None:
         while not stop.wait(SNAPSHOT_INTERVAL_S):
             try:
-                snapshot(cloud, directory)
+                snapshot(cloud, directory, seen)
             except Exception as error:  # keep trying: the next one may succeed
                 cloud.log(f"[data] snapshot failed: {error}")
 

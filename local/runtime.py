@@ -4,6 +4,11 @@ A worker process has exactly the function's environment, its layers importable a
 /opt/python and its code directory as under /var/task, and stays warm between invocations.
 Module state is per process, so one function's state is never visible to another's. An
 invocation past the function's Timeout kills the worker, as Lambda ends the sandbox.
+
+What a function prints goes to the terminal as it is printed (``echo_logs``), or is kept
+with its invocation's result, for the caller to show only when the invocation failed.
+No worker outlives the runtime: ``close()`` ends busy ones too, and a worker whose parent
+is gone (killed without a chance to clean up) ends itself within a second.
 """
 
 from __future__ import annotations
@@ -17,12 +22,13 @@ import time
 import traceback
 import uuid
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from multiprocessing.connection import Connection
 from pathlib import Path
 from typing import Any, TextIO
 
 LogSink = Callable[[str, str], None]
+PARENT_CHECK_S = 0.5
 
 
 @dataclass(frozen=True)
@@ -36,6 +42,8 @@ class FunctionConfig:
     environment: dict[str, str]
     timeout_s: float
     memory_mb: int = 128
+    # True: print the function's lines as they come; False: return them with each result.
+    echo_logs: bool = True
 
 
 @dataclass
@@ -45,6 +53,7 @@ class Invocation:
     error_type: str | None = None
     error_message: str | None = None
     duration_ms: float = 0.0
+    logs: list[str] = field(default_factory=list)
 
     @property
     def timed_out(self) -> bool:
@@ -69,19 +78,24 @@ class _Context:
 
 
 class _PrefixedStream:
-    """Writes whole lines to a stream, each prefixed by the function's name."""
+    """Writes whole lines, each prefixed by the function's name, to a stream or, when
+    ``kept`` is a list, into it (returned with the invocation's result)."""
 
-    def __init__(self, prefix: str, target: TextIO | Any) -> None:
+    def __init__(self, prefix: str, target: TextIO | Any, kept: list[str] | None = None) -> None:
         self.prefix = prefix
         self.target = target
+        self.kept = kept
         self.buffer = ""
 
     def write(self, text: str) -> int:
         self.buffer += text
         while "\n" in self.buffer:
             line, self.buffer = self.buffer.split("\n", 1)
-            self.target.write(f"{self.prefix} {line}\n")
-            self.target.flush()
+            if self.kept is not None:
+                self.kept.append(f"{self.prefix} {line}")
+            else:
+                self.target.write(f"{self.prefix} {line}\n")
+                self.target.flush()
         return len(text)
 
     def flush(self) -> None:
@@ -91,15 +105,28 @@ class _PrefixedStream:
         return False
 
 
-def _worker_main(connection: Connection, config: FunctionConfig) -> None:
+def _exit_with_parent(parent: int) -> None:
+    """End this worker once its parent is gone (reparented), however the parent ended."""
+
+    def watch() -> None:
+        while os.getppid() == parent:
+            time.sleep(PARENT_CHECK_S)
+        os._exit(0)
+
+    threading.Thread(target=watch, name="parent-watch", daemon=True).start()
+
+
+def _worker_main(connection: Connection, config: FunctionConfig, parent: int) -> None:
     """The worker process: set the stage as Lambda does, then invoke on request."""
+    _exit_with_parent(parent)
     os.environ.clear()
     os.environ.update(config.environment)
     for path in reversed([str(config.code_dir), *(str(p) for p in config.layer_dirs)]):
         sys.path.insert(0, path)
     assert sys.__stdout__ is not None and sys.__stderr__ is not None
-    sys.stdout = _PrefixedStream(f"[{config.name}]", sys.__stdout__)
-    sys.stderr = _PrefixedStream(f"[{config.name}]", sys.__stderr__)
+    kept: list[str] | None = None if config.echo_logs else []
+    sys.stdout = _PrefixedStream(f"[{config.name}]", sys.__stdout__, kept)
+    sys.stderr = _PrefixedStream(f"[{config.name}]", sys.__stderr__, kept)
     handler: Callable[[Any, Any], Any] | None = None
     import importlib
     import json
@@ -123,14 +150,19 @@ def _worker_main(connection: Connection, config: FunctionConfig) -> None:
         except Exception as error:
             traceback.print_exc()
             reply = ("error", type(error).__name__, str(error), (time.perf_counter() - started) * 1000)
-        connection.send(reply)
+        logs: list[str] = []
+        if kept is not None:
+            logs, kept[:] = list(kept), []
+        connection.send((*reply, logs))
 
 
 class _Worker:
     def __init__(self, config: FunctionConfig) -> None:
         context = multiprocessing.get_context("spawn")
         self.connection, child = context.Pipe()
-        self.process = context.Process(target=_worker_main, args=(child, config), name=f"lambda-{config.name}", daemon=True)
+        self.process = context.Process(
+            target=_worker_main, args=(child, config, os.getpid()), name=f"lambda-{config.name}", daemon=True
+        )
         self.process.start()
         child.close()
 
@@ -146,7 +178,8 @@ class _Worker:
     def kill(self) -> None:
         self.process.kill()
         self.process.join(timeout=5)
-        self.connection.close()
+        with contextlib.suppress(OSError):
+            self.connection.close()
 
 
 class FunctionRuntime:
@@ -156,6 +189,7 @@ class FunctionRuntime:
         self.config = config
         self.max_concurrency = max_concurrency
         self._idle: list[_Worker] = []
+        self._all: set[_Worker] = set()  # idle and busy: close() ends every one
         self._count = 0
         self._closed = False
         self._condition = threading.Condition()
@@ -172,27 +206,39 @@ class FunctionRuntime:
                     break
                 self._condition.wait()
         try:
-            return _Worker(self.config)
+            worker = _Worker(self.config)
         except Exception:
             with self._condition:
                 self._count -= 1
                 self._condition.notify()
             raise
+        with self._condition:
+            self._all.add(worker)
+            closed = self._closed
+        if closed:  # close() ran while it started: it must not outlive the runtime
+            self._release(worker, healthy=False)
+            raise RuntimeError("runtime closed")
+        return worker
 
     def _release(self, worker: _Worker, *, healthy: bool) -> None:
         with self._condition:
-            if healthy and not self._closed:
+            keep = healthy and not self._closed
+            if keep:
                 self._idle.append(worker)
             else:
                 self._count -= 1
+                self._all.discard(worker)
             self._condition.notify()
-        if not healthy:
+        if not keep:
             worker.kill()
 
     def invoke(self, event: Any, *, timeout_s: float | None = None) -> Invocation:
         """Invoke once; the function's Timeout (or a shorter caller timeout) is enforced."""
         limit = min(self.config.timeout_s, timeout_s) if timeout_s else self.config.timeout_s
-        worker = self._acquire()
+        try:
+            worker = self._acquire()
+        except RuntimeError as error:  # closed: the local cloud is stopping
+            return Invocation(False, None, "Runtime.Closed", str(error))
         started = time.perf_counter()
         request_id = str(uuid.uuid4())
         try:
@@ -207,13 +253,32 @@ class FunctionRuntime:
             return Invocation(False, None, "Runtime.ExitError", f"the worker process ended: {error}")
         self._release(worker, healthy=True)
         if reply[0] == "ok":
-            return Invocation(True, reply[1], duration_ms=reply[2])
-        return Invocation(False, None, reply[1], reply[2], reply[3])
+            return Invocation(True, reply[1], duration_ms=reply[2], logs=reply[3])
+        return Invocation(False, None, reply[1], reply[2], reply[3], logs=reply[4])
 
-    def close(self) -> None:
+    def close(self, *, grace_s: float = 2.0) -> None:
+        """Stop idle workers; give busy ones ``grace_s`` to finish, then kill them."""
         with self._condition:
             self._closed = True
             idle, self._idle = self._idle, []
             self._condition.notify_all()
         for worker in idle:
             worker.stop()
+        deadline = time.monotonic() + grace_s
+        with self._condition:
+            while self._count > len(idle) and time.monotonic() < deadline:
+                self._condition.wait(timeout=max(0.0, deadline - time.monotonic()))
+            busy = [w for w in self._all if w not in idle]
+            self._all.clear()
+        for worker in busy:
+            worker.kill()
+
+
+def stop_resource_tracker() -> None:
+    """Stop multiprocessing's resource tracker: spawning a worker starts it, and it would
+    otherwise end only after this process has (a moment after Ctrl-C, with parent 1)."""
+    from multiprocessing import resource_tracker
+
+    stop = getattr(resource_tracker._resource_tracker, "_stop", None)
+    if callable(stop):
+        stop()

@@ -129,7 +129,11 @@ class WebSocketServer:
         self.cloud.log(f"[ws] {line}")
 
     async def _invoke(self, function: str, event: dict[str, Any]) -> Any:
-        return await asyncio.get_running_loop().run_in_executor(None, lambda: self.cloud.runtimes[function].invoke(event))
+        outcome = await asyncio.get_running_loop().run_in_executor(None, lambda: self.cloud.runtimes[function].invoke(event))
+        if not outcome.ok:  # a function's own lines are shown when it failed (see runtime.py)
+            for line in outcome.logs:
+                self.cloud.log(line)
+        return outcome
 
     def _context(self, connection_id: str, route_key: str, event_type: str, request: web.Request) -> dict[str, Any]:
         now = datetime.now(UTC)

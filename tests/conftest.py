@@ -17,6 +17,7 @@ from jobcore.live import FanOut, LiveService, LiveSettings
 from jobcore.model import Principal, Role
 from jobcore.service import JobService
 from jobcore.store import TableStore
+from localcloud import dynamodb_fixes
 from localcloud.template import create_tables, load_template
 from tests.support.counting import RequestCounter
 from tests.support.sockets import FakeSockets
@@ -94,6 +95,8 @@ def bob() -> Principal:
 
 def pytest_configure(config: pytest.Config) -> None:
     os.environ.setdefault("AWS_DEFAULT_REGION", "us-east-1")
+    # The suite runs moto as the local cloud does: with its fixes (tests compare both).
+    dynamodb_fixes.install(stream_retention_s=24 * 3600)
 
 
 @pytest.fixture

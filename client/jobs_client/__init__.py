@@ -1,5 +1,12 @@
 """The jobs service's Python client, worker runtime and command line."""
 
+from importlib.metadata import PackageNotFoundError, version
+
+try:
+    __version__ = version("jobs-client")
+except PackageNotFoundError:  # imported from a source tree, not installed
+    __version__ = "0+unknown"
+
 from .client import JobsClient, RetryPolicy
 from .errors import (
     AlreadyFinished,

@@ -19,12 +19,14 @@ from enum import Enum
 from typing import Annotated, Any
 
 import typer
+from rich import box
 from rich.console import Console
 from rich.progress import BarColumn, Progress, TaskID, TaskProgressColumn, TextColumn, TimeElapsedColumn
-from rich.table import Table
+from rich.table import Column, Table
 
+from . import __version__
 from .client import JobsClient
-from .errors import ApiError, JobsClientError
+from .errors import ApiError, JobsClientError, TransportError
 from .live import subscribe
 from .models import Job, TaskUpdate
 from .tokens import ROLES, mint_token
@@ -86,6 +88,16 @@ def _service(ctx: typer.Context) -> Iterator[JobsClient]:
         if error.details:
             err.print(json.dumps(error.details), highlight=False)
         raise typer.Exit(1) from None
+    except TransportError as error:
+        if error.unreachable:
+            err.print(
+                f"[red]error[/red] cannot reach the jobs service at {error.url} ({error.__cause__}).\n"
+                "Is it running? Start it here with `make run`, or point --url / JOBS_URL at it.",
+                highlight=False,
+            )
+        else:
+            err.print(f"[red]error[/red] {error}", highlight=False)
+        raise typer.Exit(2) from None
     except JobsClientError as error:
         err.print(f"[red]error[/red] {error}", highlight=False)
         raise typer.Exit(2) from None
@@ -112,9 +124,18 @@ def _show_job(settings: Settings, job: Job | None) -> None:
     out.print(table)
 
 
+def _print_version(value: bool) -> None:
+    if value:
+        print(f"jobs {__version__}")
+        raise typer.Exit()
+
+
 @app.callback()
 def main_options(
     ctx: typer.Context,
+    version: Annotated[
+        bool, typer.Option("--version", callback=_print_version, is_eager=True, help="Print the version and exit.")
+    ] = False,
     url: Annotated[str, typer.Option(envvar="JOBS_URL", help="Base URL of the HTTP API.")] = "http://127.0.0.1:3000",
     ws_url: Annotated[str, typer.Option(envvar="JOBS_WS_URL", help="URL of the WebSocket API.")] = "ws://127.0.0.1:3001",
     token: Annotated[str | None, typer.Option(envvar="JOBS_TOKEN", help="Bearer token (JWT).")] = None,
@@ -172,7 +193,19 @@ def list_jobs(
     if ctx.obj.json:
         _json(jobs)
         return
-    table = Table("id", "type", "state", "owner", "title", "progress", "created")
+    # Whole ids and states, whatever the terminal's width: the ids are what show, cancel and
+    # result take. Type, owner and title fold or shorten instead.
+    table = Table(
+        Column("id", no_wrap=True, min_width=26),
+        Column("type", overflow="fold"),
+        Column("state", no_wrap=True, min_width=9),
+        Column("owner", overflow="fold"),
+        Column("title", overflow="ellipsis", no_wrap=True, max_width=40),
+        Column("done", no_wrap=True),
+        Column("created (UTC)", no_wrap=True),
+        box=box.SIMPLE_HEAD,
+        pad_edge=False,
+    )
     for job in jobs:
         progress = job.progress.fraction if job.progress else None
         table.add_row(
@@ -182,7 +215,7 @@ def list_jobs(
             job.owner or "",
             job.title or "",
             f"{progress:.0%}" if progress is not None else "",
-            _plain(job.created) or "",
+            job.created.strftime("%Y-%m-%d %H:%M:%S") if job.created else "",
         )
     out.print(table)
 

@@ -146,7 +146,11 @@ class JobsClient:
                 if idempotent and not last:
                     self._sleep(self.retry.backoff_s(attempt))
                     continue
-                raise TransportError(f"{method} {path}: {error.__class__.__name__}: {error}") from error
+                raise TransportError(
+                    f"{method} {self.base_url}{path}: {error.__class__.__name__}: {error}",
+                    url=self.base_url,
+                    unreachable=isinstance(error, httpx.ConnectError),
+                ) from error
             status = response.status_code
             retry_after = _retry_after_s(response)
             if status in (429, 503) and not last:

@@ -14,6 +14,11 @@ class TransportError(JobsClientError):
     """The service could not be reached, or answered with something that is not the contract
     (a gateway's own page, a timeout); retried for idempotent calls only."""
 
+    def __init__(self, message: str, *, url: str | None = None, unreachable: bool = False) -> None:
+        super().__init__(message)
+        self.url = url  # the base URL that was tried
+        self.unreachable = unreachable  # no connection at all (refused, unknown host)
+
 
 class ApiError(JobsClientError):
     """An error response in the contract's shape."""

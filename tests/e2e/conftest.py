@@ -21,6 +21,9 @@ import pytest
 from jobcore.auth import mint_token
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
+# How long anything may take to happen: sized for a loaded 2-core CI machine (cold function
+# processes, a second suite beside this one). A deadline costs nothing when things work.
+DEADLINE_S = float(os.environ.get("JOBS_TEST_DEADLINE_S", "120"))
 SECRET = "e2e-secret-0123456789abcdef0123456789abcdef"
 
 
@@ -30,7 +33,7 @@ def free_port() -> int:
         return int(probe.getsockname()[1])
 
 
-def wait_for(condition: Any, *, timeout: float = 30.0, interval: float = 0.05, message: str = "condition") -> Any:
+def wait_for(condition: Any, *, timeout: float = DEADLINE_S, interval: float = 0.05, message: str = "condition") -> Any:
     """Poll until condition() is truthy; fail after the deadline."""
     deadline = time.monotonic() + timeout
     while True:
@@ -111,6 +114,9 @@ def start_local_service(tmp_path: Path, *, extra_env: dict[str, str] | None = No
         "JOBS_WS_PORT": str(ws_port),
         "JOBS_JWT_SECRET": SECRET,
         "PYTHONUNBUFFERED": "1",
+        # Every function's own log lines: several tests read them (a newcomer's compact
+        # default is tested on its own).
+        "JOBS_LOG": "json",
         **(extra_env or {}),
     }
     with log_path.open("wb") as log:
@@ -119,7 +125,9 @@ def start_local_service(tmp_path: Path, *, extra_env: dict[str, str] | None = No
         )
     service = LocalService(f"http://127.0.0.1:{http_port}", f"ws://127.0.0.1:{ws_port}", process, log_path)
     try:
-        wait_for(lambda: "Ready." in service.logs() or process.poll() is not None, timeout=90, message="local cloud start")
+        wait_for(
+            lambda: "Ready." in service.logs() or process.poll() is not None, timeout=DEADLINE_S, message="local cloud start"
+        )
         if process.poll() is not None:
             raise AssertionError(f"local cloud exited: {service.logs()[-3000:]}")
     except BaseException:
@@ -132,7 +140,7 @@ def stop_local_service(service: LocalService) -> int:
     if service.process.poll() is None:
         service.process.send_signal(signal.SIGINT)
         try:
-            service.process.wait(timeout=30)
+            service.process.wait(timeout=DEADLINE_S)
         except subprocess.TimeoutExpired:
             service.process.kill()
             service.process.wait(timeout=10)

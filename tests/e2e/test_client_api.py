@@ -32,7 +32,7 @@ from jobs_client import (
     subscribe,
 )
 
-from tests.e2e.conftest import LocalService
+from tests.e2e.conftest import DEADLINE_S, LocalService
 
 
 @pytest.fixture
@@ -165,16 +165,16 @@ def test_subscribe_resyncs_after_a_reconnect_and_never_repeats_a_version(client,
         seen: list[TaskUpdate] = []
         with JobsClient(local_service.http_url, token) as user:
             updates = subscribe(local_service.ws_url, token, job_id=job.id, client=user, max_backoff_s=0.5)
-            seen.append(await asyncio.wait_for(anext(updates), timeout=60))  # the job as it is, over HTTP
+            seen.append(await asyncio.wait_for(anext(updates), timeout=DEADLINE_S))  # the job as it is, over HTTP
             await asyncio.to_thread(client.post_status, job.id, new_status="one")
-            seen.append(await asyncio.wait_for(anext(updates), timeout=60))
+            seen.append(await asyncio.wait_for(anext(updates), timeout=DEADLINE_S))
             # The service drops the connection; while it is away the job moves on.
             (connection,) = await asyncio.to_thread(connection_ids, local_service, f"job_id#{job.id}")
             await asyncio.to_thread(management.delete_connection, ConnectionId=connection)
             await asyncio.to_thread(client.post_status, job.id, new_status="two")
             await asyncio.to_thread(client.post_status, job.id, new_status="three", complete=True)
             while not seen[-1].complete:
-                seen.append(await asyncio.wait_for(anext(updates), timeout=60))
+                seen.append(await asyncio.wait_for(anext(updates), timeout=DEADLINE_S))
             await updates.aclose()
         return seen
 
@@ -210,7 +210,7 @@ def run_in_terminal(command: list[str], env: dict[str, str], until: Any, timeout
                 until(output.decode(errors="replace"))
             elif process.poll() is not None:
                 break
-        return process.wait(timeout=30), output.decode(errors="replace")
+        return process.wait(timeout=DEADLINE_S), output.decode(errors="replace")
     finally:
         if process.poll() is None:
             process.kill()
@@ -262,14 +262,14 @@ def test_the_command_line_prints_json_and_fails_with_the_contracts_message(clien
     queue = unique("cli")
     created = subprocess.run(
         [sys.executable, "-m", "jobs_client", "--json", "submit", queue, "--params", '{"n": 3}', "--owner", "User#cli"],
-        env=env, capture_output=True, text=True, timeout=60, check=False,
+        env=env, capture_output=True, text=True, timeout=DEADLINE_S, check=False,
     )  # fmt: skip
     assert created.returncode == 0, created.stderr
     job = json.loads(created.stdout)
     assert (job["type"], job["params"], job["owner"], job["state"]) == (queue, {"n": 3}, "User#cli", "pending")
     missing = subprocess.run(
         [sys.executable, "-m", "jobs_client", "cancel", "01JDA3Q0Z8M6W4K2T9R7P5N3B1"],
-        env=env, capture_output=True, text=True, timeout=60, check=False,
+        env=env, capture_output=True, text=True, timeout=DEADLINE_S, check=False,
     )  # fmt: skip
     assert missing.returncode == 1
     assert "not_found" in missing.stderr
@@ -279,7 +279,7 @@ def test_the_command_line_prints_json_and_fails_with_the_contracts_message(clien
 
 def jobs_cli(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
     command = [sys.executable, "-m", "jobs_client", *args]
-    return subprocess.run(command, env=env, capture_output=True, text=True, timeout=60, check=False)
+    return subprocess.run(command, env=env, capture_output=True, text=True, timeout=DEADLINE_S, check=False)
 
 
 def test_the_command_line_claims_completes_fails_lists_and_shows(local_service):

@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 from jobs_client import Job, JobsClient, JobState
 
-from tests.e2e.conftest import LocalService, wait_for
+from tests.e2e.conftest import DEADLINE_S, LocalService, wait_for
 
 WORKER = Path(__file__).parent / "fixtures" / "workers" / "chaos_worker.py"
 
@@ -62,7 +62,7 @@ class Workers:
         """SIGTERM, as a platform stops a worker; returns the stats it printed."""
         process = self.processes.pop(name)
         process.send_signal(signal.SIGTERM)
-        output, _ = process.communicate(timeout=60)
+        output, _ = process.communicate(timeout=DEADLINE_S)
         assert process.returncode == 0, self.log(name)
         return dict(json.loads(output.strip().splitlines()[-1]))
 
@@ -70,7 +70,7 @@ class Workers:
         for process in self.processes.values():
             if process.poll() is None:
                 process.kill()
-            process.wait(timeout=30)
+            process.wait(timeout=DEADLINE_S)
 
 
 @pytest.fixture
@@ -107,7 +107,7 @@ def test_a_pool_of_four_workers_drains_200_jobs_that_fail_refuse_and_hang(client
         found = jobs_of(client, queue)
         return found if len(found) == 200 and all(j.state.terminal for j in found.values()) else None
 
-    done = wait_for(all_done, timeout=240, interval=0.5, message="every job to end")
+    done = wait_for(all_done, timeout=2 * DEADLINE_S, interval=0.5, message="every job to end")
     stats = [workers.stop(name) for name in names]
 
     for n, job in done.items():
@@ -140,9 +140,9 @@ def test_a_worker_killed_mid_job_loses_nothing(client, workers):
             (j for j in running if j and j.state is JobState.RUNNING and j.progress and (j.progress.current or 0) >= 2), None
         )
 
-    victim = wait_for(mid_job, timeout=60, message="a job half done")
+    victim = wait_for(mid_job, timeout=DEADLINE_S, message="a job half done")
     workers.processes["doomed"].send_signal(signal.SIGKILL)
-    workers.processes.pop("doomed").wait(timeout=30)
+    workers.processes.pop("doomed").wait(timeout=DEADLINE_S)
     workers.start("rescuer", queue, CONCURRENCY="1", LEASE_MS="2000")
 
     def all_finished() -> list[Job] | None:
@@ -162,20 +162,20 @@ def test_cancelling_a_running_job_stops_its_handler_and_the_worker_goes_on(clien
     workers.start("canceller", queue, CONCURRENCY="1", LEASE_MS="3000")
     wait_for(
         lambda: (j := client.get_job(long_job.id)) and j.progress and (j.progress.current or 0) >= 2,
-        timeout=60,
+        timeout=DEADLINE_S,
         message="the long job under way",
     )
     assert client.cancel_job(long_job.id).cancel_requested is True
     ended = wait_for(
         lambda: (j := client.get_job(long_job.id)) and j.state.terminal and j,
-        timeout=30,
+        timeout=DEADLINE_S,
         message="the job to end",
     )
     assert ended.state is JobState.CANCELLED
     assert ended.progress.current < 200  # stopped, not run to the end
     after = client.create_job(queue, params={"n": 2, "mode": "ok"})
     finished = wait_for(
-        lambda: (j := client.get_job(after.id)) and j.state is JobState.FINISHED and j, timeout=60, message="the next job"
+        lambda: (j := client.get_job(after.id)) and j.state is JobState.FINISHED and j, timeout=DEADLINE_S, message="the next job"
     )
     assert finished.result["doubled"] == 4
     stats = workers.stop("canceller")
@@ -192,7 +192,7 @@ def test_sigterm_lets_a_short_job_finish_and_hands_a_long_one_back(client, worke
         jobs = [client.get_job(short.id), client.get_job(long.id)]
         return all(j and j.state is JobState.RUNNING and j.progress and (j.progress.current or 0) >= 1 for j in jobs)
 
-    wait_for(both_running, timeout=60, message="both jobs under way")
+    wait_for(both_running, timeout=DEADLINE_S, message="both jobs under way")
     stats = workers.stop("terminated")  # SIGTERM: 5 s of grace, then the rest is handed back
     finished, handed_back = client.get_job(short.id), client.get_job(long.id)
     assert finished is not None and finished.state is JobState.FINISHED

@@ -19,7 +19,7 @@ import boto3
 import pytest
 from websockets.sync.client import ClientConnection, connect
 
-from tests.e2e.conftest import LocalService, wait_for
+from tests.e2e.conftest import DEADLINE_S, LocalService, wait_for
 
 SERVICE = ("service", "svc-counter")
 
@@ -35,10 +35,10 @@ class LiveSocket:
         self.connection.send(json.dumps(message))
         return self.receive()
 
-    def receive(self, timeout: float = 30) -> dict[str, Any]:
+    def receive(self, timeout: float = DEADLINE_S) -> dict[str, Any]:
         return dict(json.loads(self.connection.recv(timeout=timeout)))
 
-    def until(self, job_id: str, *, timeout: float = 30) -> list[dict[str, Any]]:
+    def until(self, job_id: str, *, timeout: float = DEADLINE_S) -> list[dict[str, Any]]:
         """Everything received up to and including the first update of job_id."""
         seen = []
         while True:
@@ -54,7 +54,7 @@ def sockets(local_service: LocalService) -> Iterator[Any]:
 
         def open_socket(role: str, sub: str) -> LiveSocket:
             url = f"{local_service.ws_url}/?token={local_service.token(role, sub)}"
-            return LiveSocket(stack.enter_context(connect(url, open_timeout=30)))
+            return LiveSocket(stack.enter_context(connect(url, open_timeout=DEADLINE_S)))
 
         yield open_socket
 
@@ -157,7 +157,7 @@ def test_a_socket_that_vanished_without_disconnect_is_removed_on_the_next_post(l
             ConsistentRead=True,
         )["Items"]
 
-    wait_for(lambda: ghost_items() == [], timeout=30, message="the gone connection's items to be deleted")
+    wait_for(lambda: ghost_items() == [], timeout=DEADLINE_S, message="the gone connection's items to be deleted")
     assert '"gone":1' in local_service.logs()
 
 
@@ -182,7 +182,7 @@ def test_a_poison_record_goes_to_the_failure_queue_and_does_not_block_the_others
         messages = sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10).get("Messages", [])
         return [json.loads(m["Body"]) for m in messages]
 
-    (failure,) = wait_for(failures, timeout=60, message="the poison record in the failure queue")
+    (failure,) = wait_for(failures, timeout=DEADLINE_S, message="the poison record in the failure queue")
     assert failure["requestContext"]["condition"] == "RetryAttemptsExhausted"
     assert failure["DDBStreamBatchInfo"]["batchSize"] == 1  # bisected down to the poison record alone
 
@@ -203,9 +203,9 @@ def test_subscribers_are_told_when_ttl_expires_a_job(local_service, sockets):
         UpdateExpression="SET expires_at = :past",
         ExpressionAttributeValues={":past": {"N": str(int(time.time()) - 1)}},
     )
-    removed = subscriber.receive(timeout=60)
+    removed = subscriber.receive(timeout=DEADLINE_S)
     while removed["type"] != "task_removed":
         assert (removed["job_id"], removed["version"]) == (job_id, 2)
-        removed = subscriber.receive(timeout=60)
+        removed = subscriber.receive(timeout=DEADLINE_S)
     assert removed == {"type": "task_removed", "job_id": job_id, "version": 3, "reason": "expired"}
     assert local_service.request("GET", f"/v1/jobs/{job_id}", token=local_service.token("user", owner)).status == 404

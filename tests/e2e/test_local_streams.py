@@ -14,7 +14,7 @@ from typing import Any
 import boto3
 import pytest
 
-from tests.e2e.conftest import LocalService, start_local_service, stop_local_service, wait_for
+from tests.e2e.conftest import DEADLINE_S, LocalService, start_local_service, stop_local_service, wait_for
 
 FIXTURE = Path(__file__).parent / "fixtures" / "streams" / "template.yaml"
 
@@ -64,7 +64,7 @@ def test_writes_flow_to_the_function_in_order_with_images(cloud):
     local, records = cloud
     put(local, "a", n={"N": "1"})
     put(local, "a", n={"N": "2"})
-    got = wait_for(lambda: recorded(records) if len(recorded(records)) >= 2 else None, timeout=20, message="two records")
+    got = wait_for(lambda: recorded(records) if len(recorded(records)) >= 2 else None, timeout=DEADLINE_S, message="two records")
     assert [r["eventName"] for r in got] == ["INSERT", "MODIFY"]
     assert got[0]["dynamodb"]["NewImage"]["n"] == {"N": "1"}
     assert got[1]["dynamodb"]["OldImage"]["n"] == {"N": "1"} and got[1]["dynamodb"]["NewImage"]["n"] == {"N": "2"}
@@ -85,7 +85,7 @@ def test_a_poison_record_goes_to_the_destination_and_does_not_block(cloud):
         messages = sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10).get("Messages", [])
         return messages[0] if messages else None
 
-    message = wait_for(failure_message, timeout=20, message="the failure record in SQS")
+    message = wait_for(failure_message, timeout=DEADLINE_S, message="the failure record in SQS")
     info = json.loads(message["Body"])["DDBStreamBatchInfo"]
     assert info["batchSize"] >= 1 and info["streamArn"].startswith("arn:aws:dynamodb:")
     put(local, "after")
@@ -94,7 +94,7 @@ def test_a_poison_record_goes_to_the_destination_and_does_not_block(cloud):
             {r["dynamodb"]["Keys"]["PK"]["S"] for r in recorded(records)} >= {"good-1", "good-2", "after"}
             and {r["dynamodb"]["Keys"]["PK"]["S"] for r in recorded(records)}
         ),
-        timeout=20,
+        timeout=DEADLINE_S,
         message="the records around the poison one",
     )
     assert "bad" not in keys
@@ -108,7 +108,7 @@ def test_ttl_expiry_produces_a_remove_record_from_the_ttl_service(cloud):
     def removal() -> Any:
         return next((r for r in recorded(records) if r["eventName"] == "REMOVE"), None)
 
-    record = wait_for(removal, timeout=20, message="the TTL REMOVE record")
+    record = wait_for(removal, timeout=DEADLINE_S, message="the TTL REMOVE record")
     assert record["dynamodb"]["Keys"]["PK"]["S"] == "short-lived"
     assert record["userIdentity"] == {"type": "Service", "principalId": "dynamodb.amazonaws.com"}
     table = local.client("dynamodb").scan(TableName=local.table_names["ItemsTable"])["Items"]
@@ -119,7 +119,7 @@ def test_ttl_expiry_produces_a_remove_record_from_the_ttl_service(cloud):
             (r for r in recorded(records) if r["eventName"] == "REMOVE" and r["dynamodb"]["Keys"]["PK"]["S"] == "long-lived"),
             None,
         ),
-        timeout=20,
+        timeout=DEADLINE_S,
         message="a REMOVE by a user",
     )
     assert "userIdentity" not in manual
@@ -132,7 +132,7 @@ def test_data_dir_keeps_the_tables_across_restarts(tmp_path: Path):
     first = start_cloud(tmp_path, records, JOBS_DATA_DIR=str(data_dir))
     try:
         put(first, "kept", n={"N": "7"})
-        wait_for(lambda: recorded(records), timeout=20, message="the INSERT record")
+        wait_for(lambda: recorded(records), timeout=DEADLINE_S, message="the INSERT record")
     finally:
         assert stop_local_service(first.service) == 0
     assert (data_dir / "ItemsTable.json").exists()
@@ -141,7 +141,9 @@ def test_data_dir_keeps_the_tables_across_restarts(tmp_path: Path):
         items = second.client("dynamodb").scan(TableName="ItemsTable")["Items"]
         assert items == [{"PK": {"S": "kept"}, "n": {"N": "7"}}]
         put(second, "new")
-        got = wait_for(lambda: recorded(records) if len(recorded(records)) >= 2 else None, timeout=20, message="the new record")
+        got = wait_for(
+            lambda: recorded(records) if len(recorded(records)) >= 2 else None, timeout=DEADLINE_S, message="the new record"
+        )
         # The restore itself emitted no stream record: only the new write followed.
         assert [r["dynamodb"]["Keys"]["PK"]["S"] for r in got] == ["kept", "new"]
     finally:
@@ -153,11 +155,13 @@ def test_writes_after_a_cancelled_transaction_still_flow(cloud):
     keep reading the live one."""
     local, records = cloud
     put(local, "before")
-    wait_for(lambda: len(recorded(records)) >= 1, timeout=20, message="the first record")
+    wait_for(lambda: len(recorded(records)) >= 1, timeout=DEADLINE_S, message="the first record")
     condition = "attribute_not_exists(PK)"
     refused = {"Put": {"TableName": "ItemsTable", "Item": {"PK": {"S": "before"}}, "ConditionExpression": condition}}
     with pytest.raises(local.client("dynamodb").exceptions.TransactionCanceledException):
         local.client("dynamodb").transact_write_items(TransactItems=[refused])
     put(local, "after")
-    got = wait_for(lambda: recorded(records) if len(recorded(records)) >= 2 else None, timeout=20, message="the later record")
+    got = wait_for(
+        lambda: recorded(records) if len(recorded(records)) >= 2 else None, timeout=DEADLINE_S, message="the later record"
+    )
     assert [r["dynamodb"]["Keys"]["PK"]["S"] for r in got] == ["before", "after"]

@@ -14,7 +14,7 @@ import pytest
 from websockets.exceptions import InvalidStatus
 from websockets.sync.client import connect
 
-from tests.e2e.conftest import LocalService, start_local_service, stop_local_service, wait_for
+from tests.e2e.conftest import DEADLINE_S, LocalService, start_local_service, stop_local_service, wait_for
 
 FIXTURE = Path(__file__).parent / "fixtures" / "ws" / "template.yaml"
 
@@ -63,7 +63,9 @@ def management(local: WsCloud) -> Any:
 
 def connection_id_of(events: Path, route: str, before: int) -> str:
     found = wait_for(
-        lambda: [e for e in recorded(events)[before:] if e["requestContext"]["routeKey"] == route], timeout=20, message=route
+        lambda: [e for e in recorded(events)[before:] if e["requestContext"]["routeKey"] == route],
+        timeout=DEADLINE_S,
+        message=route,
     )
     return str(found[-1]["requestContext"]["connectionId"])
 
@@ -72,29 +74,31 @@ def connection_id_of(events: Path, route: str, before: int) -> str:
 def test_connect_needs_a_good_token(cloud, token, status):
     local, _ = cloud
     with pytest.raises(InvalidStatus) as caught:
-        connect(ws_url(local, token), open_timeout=20)
+        connect(ws_url(local, token), open_timeout=DEADLINE_S)
     assert caught.value.response.status_code == status
 
 
 def test_connect_route_and_disconnect(cloud):
     local, events = cloud
     before = len(recorded(events))
-    with connect(ws_url(local), open_timeout=20) as socket:
+    with connect(ws_url(local), open_timeout=DEADLINE_S) as socket:
         connection_id = connection_id_of(events, "$connect", before)
         connect_event = recorded(events)[before]
         assert connect_event["requestContext"]["authorizer"]["sub"] == "user-1"
         assert connect_event["requestContext"]["eventType"] == "CONNECT"
         socket.send(json.dumps({"action": "echo", "text": "hello"}))
-        assert json.loads(socket.recv(timeout=20)) == {"echo": "hello"}
+        assert json.loads(socket.recv(timeout=DEADLINE_S)) == {"echo": "hello"}
         socket.send(json.dumps({"action": "nothing-here"}))
         default = wait_for(
-            lambda: [e for e in recorded(events) if e["requestContext"]["routeKey"] == "$default"], timeout=20, message="$default"
+            lambda: [e for e in recorded(events) if e["requestContext"]["routeKey"] == "$default"],
+            timeout=DEADLINE_S,
+            message="$default",
         )
         assert json.loads(default[-1]["body"]) == {"action": "nothing-here"}
         assert default[-1]["requestContext"]["connectionId"] == connection_id
     gone = wait_for(
         lambda: [e for e in recorded(events) if e["requestContext"]["routeKey"] == "$disconnect"],
-        timeout=20,
+        timeout=DEADLINE_S,
         message="$disconnect",
     )
     assert gone[-1]["requestContext"]["connectionId"] == connection_id
@@ -104,14 +108,14 @@ def test_connections_api_and_410_for_a_gone_connection(cloud):
     local, events = cloud
     client = management(local)
     before = len(recorded(events))
-    with connect(ws_url(local), open_timeout=20) as socket:
+    with connect(ws_url(local), open_timeout=DEADLINE_S) as socket:
         connection_id = connection_id_of(events, "$connect", before)
         client.post_to_connection(ConnectionId=connection_id, Data=b'{"pushed": 1}')
-        assert json.loads(socket.recv(timeout=20)) == {"pushed": 1}
+        assert json.loads(socket.recv(timeout=DEADLINE_S)) == {"pushed": 1}
         info = client.get_connection(ConnectionId=connection_id)
         assert info["Identity"]["SourceIp"] == "127.0.0.1"
         client.delete_connection(ConnectionId=connection_id)
-        wait_for(lambda: socket.close_code is not None or _closed(socket), timeout=20, message="the server to close it")
+        wait_for(lambda: socket.close_code is not None or _closed(socket), timeout=DEADLINE_S, message="the server to close it")
     with pytest.raises(client.exceptions.GoneException):
         client.post_to_connection(ConnectionId=connection_id, Data=b"late")
     with pytest.raises(client.exceptions.GoneException):
@@ -130,9 +134,9 @@ def _closed(socket: Any) -> bool:
 
 def test_a_frame_over_128_kb_closes_the_socket(cloud):
     local, _ = cloud
-    with connect(ws_url(local), open_timeout=20, max_size=None) as socket:
+    with connect(ws_url(local), open_timeout=DEADLINE_S, max_size=None) as socket:
         socket.send("x" * (128 * 1024 + 1))
-        wait_for(lambda: _closed(socket), timeout=20, message="the close")
+        wait_for(lambda: _closed(socket), timeout=DEADLINE_S, message="the close")
         assert socket.close_code == 1009
 
 
@@ -145,13 +149,13 @@ def test_an_idle_connection_is_closed_and_disconnected(tmp_path: Path):
     )
     try:
         local = WsCloud(service)
-        with connect(ws_url(local), open_timeout=20) as socket:
+        with connect(ws_url(local), open_timeout=DEADLINE_S) as socket:
             connection_id = connection_id_of(events, "$connect", 0)
-            wait_for(lambda: _closed(socket), timeout=20, message="the idle close")
+            wait_for(lambda: _closed(socket), timeout=DEADLINE_S, message="the idle close")
             assert socket.close_code == 1001
         gone = wait_for(
             lambda: [e for e in recorded(events) if e["requestContext"]["routeKey"] == "$disconnect"],
-            timeout=20,
+            timeout=DEADLINE_S,
             message="$disconnect",
         )
         assert gone[-1]["requestContext"]["connectionId"] == connection_id

@@ -9,7 +9,7 @@ import schemathesis
 from hypothesis import HealthCheck, settings
 from schemathesis.checks import positive_data_acceptance, unsupported_method
 
-from tests.e2e.conftest import PROJECT_ROOT, LocalService
+from tests.e2e.conftest import DEADLINE_S, PROJECT_ROOT, LocalService
 
 schema = schemathesis.openapi.from_path(PROJECT_ROOT / "docs" / "openapi.yaml")
 # "Schema-valid input is accepted" cannot hold: some rules span fields or need state (delay_ms
@@ -27,4 +27,4 @@ EXAMPLES = 12
 def test_every_route_answers_bad_and_odd_input_within_the_spec(case, role, local_service: LocalService):
     token = local_service.token(role, "User#fuzz" if role == "user" else f"{role}-fuzz")
     headers = {"Authorization": f"Bearer {token}"}
-    case.call_and_validate(base_url=local_service.http_url, headers=headers, excluded_checks=NOT_CHECKED, timeout=60)
+    case.call_and_validate(base_url=local_service.http_url, headers=headers, excluded_checks=NOT_CHECKED, timeout=DEADLINE_S)
