@@ -13,7 +13,8 @@ import signal
 import sys
 import threading
 
-from .cloud import CloudConfig, LocalCloud
+from .cloud import LocalCloud
+from .config import CloudConfig
 from .http_api import PortInUse
 
 TOKEN_TTL_S = 12 * 3600

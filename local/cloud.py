@@ -7,51 +7,20 @@ import re
 import sys
 import threading
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import boto3
 
+from .config import CloudConfig, Stage
 from .dynamodb import EmbeddedDynamoDB
 from .functions import FunctionSpec, functions, http_routes
 from .http_api import ApiRoute, HttpApi, HttpApiServer, _pattern, authorizer_from_template
 from .resolve import REGION, Resolver, function_environment, function_setting
 from .runtime import FunctionConfig, FunctionRuntime, stop_resource_tracker
-from .template import TEMPLATE_PATH, create_table_request, load_template, tables
+from .template import create_table_request, load_template, tables
 
 LOCAL_CREDENTIALS = {"AWS_ACCESS_KEY_ID": "local", "AWS_SECRET_ACCESS_KEY": "local", "AWS_SESSION_TOKEN": "local"}
-
-
-@dataclass
-class CloudConfig:
-    host: str = "127.0.0.1"
-    http_port: int = 3000
-    ws_port: int = 3001
-    jwt_secret: str = "local-development-secret-not-for-production"
-    dynamodb_endpoint: str | None = None
-    data_dir: Path | None = None
-    template_path: Path = TEMPLATE_PATH
-    max_concurrency: int = 4
-    parameters: dict[str, str] = field(default_factory=dict)
-    # "compact": one line per request, a function's own lines only when it failed;
-    # "json": every line every function prints (powertools' structured logs, metrics).
-    log_format: str = "compact"
-
-    @classmethod
-    def from_env(cls) -> CloudConfig:
-        env = os.environ
-        return cls(
-            http_port=int(env.get("JOBS_HTTP_PORT", "3000")),
-            ws_port=int(env.get("JOBS_WS_PORT", "3001")),
-            jwt_secret=env.get("JOBS_JWT_SECRET") or cls.jwt_secret,
-            dynamodb_endpoint=env.get("JOBS_DYNAMODB_ENDPOINT") or None,
-            data_dir=Path(env["JOBS_DATA_DIR"]) if env.get("JOBS_DATA_DIR") else None,
-            max_concurrency=int(env.get("JOBS_LOCAL_CONCURRENCY", "4")),
-            template_path=Path(env["JOBS_TEMPLATE"]) if env.get("JOBS_TEMPLATE") else TEMPLATE_PATH,
-            parameters=dict(pair.split("=", 1) for pair in env.get("JOBS_PARAMETERS", "").split(",") if "=" in pair),
-            log_format="json" if env.get("JOBS_LOG", "").lower() == "json" else "compact",
-        )
 
 
 class LocalCloud:
@@ -68,7 +37,6 @@ class LocalCloud:
         self.table_names: dict[str, str] = {}
         self.resolver: Resolver | None = None
         self._stoppers: list[Callable[[], None]] = []
-        self.event_sources: Any = None  # set by start_event_sources
         self._started = threading.Event()
 
     # -- the parts ----------------------------------------------------------------------
@@ -211,7 +179,7 @@ class LocalCloud:
         if self.config.data_dir is not None and self.config.dynamodb_endpoint is None:
             from .persistence import start_persistence
 
-            self._stoppers.append(start_persistence(self, self.config.data_dir))
+            self._stoppers.append(start_persistence(self.stage(), self.config.data_dir))
         resolver = Resolver(self.template, parameters=self.config.parameters, names=self.table_names)
         resolver.attributes.update(self._attributes())
         self.resolver = resolver
@@ -225,9 +193,22 @@ class LocalCloud:
         from .event_sources import start_event_sources
         from .websocket_api import start_websocket_api
 
-        self._stoppers.append(start_websocket_api(self))
-        self._stoppers.append(start_event_sources(self))
+        self._stoppers.append(start_websocket_api(self.stage()))
+        self._stoppers.append(start_event_sources(self.stage()))
         self._started.set()
+
+    def stage(self) -> Stage:
+        """What the parts need of this cloud (they never get the cloud itself)."""
+        return Stage(
+            config=self.config,
+            template=self.template,
+            table_names=self.table_names,
+            runtimes=self.runtimes,
+            log=self.log,
+            client=self.client,
+            moto=self.moto if self.config.dynamodb_endpoint is None else None,
+            resolver=self.resolver,
+        )
 
     def _close_runtimes(self) -> None:
         for runtime in self.runtimes.values():

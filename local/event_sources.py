@@ -27,7 +27,7 @@ from .resolve import REGION
 from .template import tables
 
 if TYPE_CHECKING:
-    from .cloud import LocalCloud
+    from .config import Stage
 
 POLL_INTERVAL_S = 0.05
 TTL_SWEEP_INTERVAL_S = float(os.environ.get("JOBS_LOCAL_TTL_SWEEP_S", "5"))
@@ -84,24 +84,24 @@ def _key_of(keys: dict[str, Any]) -> str:
 
 
 class _Sources:
-    def __init__(self, cloud: LocalCloud) -> None:
-        self.cloud = cloud
+    def __init__(self, stage: Stage) -> None:
+        self.stage = stage
         self.stop_event = threading.Event()
         self.ttl_deleted: dict[str, set[str]] = {}  # table -> keys the sweeper deleted
         self.lock = threading.Lock()
         self.threads: list[threading.Thread] = []
 
     def log(self, line: str) -> None:
-        self.cloud.log(line)
+        self.stage.log(line)
 
     # -- streams ------------------------------------------------------------------------
     def open(self, mapping: StreamMapping) -> tuple[str, dict[str, str | None]] | None:
         """The stream and a position per shard (the last sequence number read; None for the
         start of the shard), taken before start() returns, so that nothing written after
         the start is missed at LATEST."""
-        streams = self.cloud.client("dynamodbstreams")
-        table_name = self.cloud.table_names[mapping.table]
-        arn = self.cloud.client("dynamodb").describe_table(TableName=table_name)["Table"].get("LatestStreamArn")
+        streams = self.stage.client("dynamodbstreams")
+        table_name = self.stage.table_names[mapping.table]
+        arn = self.stage.client("dynamodb").describe_table(TableName=table_name)["Table"].get("LatestStreamArn")
         if not arn:
             self.log(f"[streams] {mapping.table} has no stream; {mapping.function} gets nothing")
             return None
@@ -128,8 +128,8 @@ class _Sources:
         return list(streams.get_records(ShardIterator=iterator["ShardIterator"], Limit=1000).get("Records", []))
 
     def poll(self, mapping: StreamMapping, arn: str, positions: dict[str, str | None]) -> None:
-        streams = self.cloud.client("dynamodbstreams")
-        table_name = self.cloud.table_names[mapping.table]
+        streams = self.stage.client("dynamodbstreams")
+        table_name = self.stage.table_names[mapping.table]
         pending: dict[str, list[dict[str, Any]]] = {shard: [] for shard in positions}
         first_seen: dict[str, float] = {}
         while not self.stop_event.is_set():
@@ -174,10 +174,10 @@ class _Sources:
             records = queue.pop(0)
             attempts = 0
             while records:
-                outcome = self.cloud.runtimes[mapping.function].invoke({"Records": records})
+                outcome = self.stage.runtimes[mapping.function].invoke({"Records": records})
                 failed_from = self._failed_from(mapping, outcome, records)
                 if failed_from is None:
-                    if self.cloud.config.log_format == "json":
+                    if self.stage.config.log_format == "json":
                         self.log(f"[streams] {mapping.function}: {len(records)} record(s) delivered")
                     break
                 for line in outcome.logs:
@@ -235,10 +235,10 @@ class _Sources:
         if destination.startswith("{"):
             reference = json.loads(destination)
             logical_id = reference.get("Fn::GetAtt", [reference.get("Ref")])[0]
-            queue_name = self.cloud.resolver.ref(logical_id) if self.cloud.resolver else logical_id
+            queue_name = self.stage.resolver.ref(logical_id) if self.stage.resolver else logical_id
         else:
             queue_name = destination.rsplit(":", 1)[-1]
-        sqs = self.cloud.client("sqs")
+        sqs = self.stage.client("sqs")
         url = sqs.create_queue(QueueName=queue_name)["QueueUrl"]
         sqs.send_message(QueueUrl=url, MessageBody=json.dumps(message))
         self.log(f"[streams] {mapping.function}: {len(records)} record(s) sent to {queue_name} after retries")
@@ -253,14 +253,14 @@ class _Sources:
 
     def sweep(self) -> int:
         """Delete every item past its TTL, each on the condition that it still is."""
-        dynamodb = self.cloud.client("dynamodb")
+        dynamodb = self.stage.client("dynamodb")
         deleted = 0
-        for logical_id, properties in tables(self.cloud.template).items():
+        for logical_id, properties in tables(self.stage.template).items():
             ttl = properties.get("TimeToLiveSpecification") or {}
             if not ttl.get("Enabled"):
                 continue
             attribute = ttl["AttributeName"]
-            table_name = self.cloud.table_names[logical_id]
+            table_name = self.stage.table_names[logical_id]
             key_names = [k["AttributeName"] for k in properties["KeySchema"]]
             now = int(time.time())
             for keys in self._expired(dynamodb, table_name, attribute, key_names, now):
@@ -285,8 +285,8 @@ class _Sources:
     def _expired(self, dynamodb: Any, table_name: str, attribute: str, key_names: list[str], now: int) -> list[dict[str, Any]]:
         """Keys of expired items: from the embedded DynamoDB's TTL index, else by a Scan of
         the other endpoint (DynamoDB Local has no TTL of its own either)."""
-        if self.cloud.config.dynamodb_endpoint is None:
-            return self.cloud.moto.expired_keys(table_name, now)
+        if self.stage.moto is not None:
+            return self.stage.moto.expired_keys(table_name, now)
         found: list[dict[str, Any]] = []
         start: dict[str, Any] | None = None
         while True:
@@ -306,7 +306,7 @@ class _Sources:
 
     # -- lifecycle ------------------------------------------------------------------------
     def start(self) -> None:
-        for mapping in stream_mappings(self.cloud.template):
+        for mapping in stream_mappings(self.stage.template):
             opened = self.open(mapping)
             if opened is None:
                 continue
@@ -337,9 +337,8 @@ class _Sources:
             thread.join(timeout=10)
 
 
-def start_event_sources(cloud: LocalCloud) -> Callable[[], None]:
+def start_event_sources(stage: Stage) -> Callable[[], None]:
     """Start the stream pollers and the TTL sweeper the template implies; returns their stopper."""
-    sources = _Sources(cloud)
-    cloud.event_sources = sources
+    sources = _Sources(stage)
     sources.start()
     return sources.stop

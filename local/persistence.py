@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any
 from .template import tables
 
 if TYPE_CHECKING:
-    from .cloud import LocalCloud
+    from .config import Stage
 
 SNAPSHOT_INTERVAL_S = float(os.environ.get("JOBS_LOCAL_SNAPSHOT_S", "5"))
 
@@ -28,12 +28,12 @@ def _path(directory: Path, table_name: str) -> Path:
     return directory / f"{table_name}.json"
 
 
-def load(cloud: LocalCloud, directory: Path) -> int:
+def load(stage: Stage, directory: Path) -> int:
     """Put back every item of the last snapshot; returns how many."""
-    client = cloud.client("dynamodb")
+    client = stage.client("dynamodb")
     loaded = 0
-    for logical_id in tables(cloud.template):
-        table_name = cloud.table_names[logical_id]
+    for logical_id in tables(stage.template):
+        table_name = stage.table_names[logical_id]
         path = _path(directory, table_name)
         if not path.exists():
             continue
@@ -46,13 +46,13 @@ def load(cloud: LocalCloud, directory: Path) -> int:
     return loaded
 
 
-def snapshot(cloud: LocalCloud, directory: Path, seen: dict[str, int] | None = None) -> None:
+def snapshot(stage: Stage, directory: Path, seen: dict[str, int] | None = None) -> None:
     """Write each table that changed since the last snapshot (``seen``: its change counter)."""
-    client = cloud.client("dynamodb")
+    client = stage.client("dynamodb")
     directory.mkdir(parents=True, exist_ok=True)
-    for logical_id in tables(cloud.template):
-        table_name = cloud.table_names[logical_id]
-        changes = cloud.moto.changes(table_name)
+    for logical_id in tables(stage.template):
+        table_name = stage.table_names[logical_id]
+        changes = stage.moto.changes(table_name) if stage.moto is not None else -1
         if seen is not None and changes >= 0 and seen.get(table_name) == changes:
             continue
         items: list[dict[str, Any]] = []
@@ -71,19 +71,19 @@ def snapshot(cloud: LocalCloud, directory: Path, seen: dict[str, int] | None = N
             seen[table_name] = changes
 
 
-def start_persistence(cloud: LocalCloud, directory: Path) -> Callable[[], None]:
+def start_persistence(stage: Stage, directory: Path) -> Callable[[], None]:
     """Load the last snapshot, then keep taking them; returns the stopper (a last snapshot)."""
-    count = load(cloud, directory)
-    cloud.log(f"[data] {count} item(s) loaded from {directory}")
+    count = load(stage, directory)
+    stage.log(f"[data] {count} item(s) loaded from {directory}")
     stop = threading.Event()
     seen: dict[str, int] = {}
 
     def keep_snapshotting() -> None:
         while not stop.wait(SNAPSHOT_INTERVAL_S):
             try:
-                snapshot(cloud, directory, seen)
+                snapshot(stage, directory, seen)
             except Exception as error:  # keep trying: the next one may succeed
-                cloud.log(f"[data] snapshot failed: {error}")
+                stage.log(f"[data] snapshot failed: {error}")
 
     thread = threading.Thread(target=keep_snapshotting, name="snapshots", daemon=True)
     thread.start()
@@ -91,7 +91,7 @@ def start_persistence(cloud: LocalCloud, directory: Path) -> Callable[[], None]:
     def stopper() -> None:
         stop.set()
         thread.join(timeout=10)
-        snapshot(cloud, directory)
-        cloud.log(f"[data] saved to {directory}")
+        snapshot(stage, directory)
+        stage.log(f"[data] saved to {directory}")
 
     return stopper

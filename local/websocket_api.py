@@ -27,7 +27,7 @@ from aiohttp import WSMsgType, web
 from .http_api import PortInUse
 
 if TYPE_CHECKING:
-    from .cloud import LocalCloud
+    from .config import Stage
 
 MAX_FRAME_BYTES = 128 * 1024
 IDLE_TIMEOUT_S = float(os.environ.get("JOBS_LOCAL_WS_IDLE_S", "600"))
@@ -117,8 +117,8 @@ class _Connection:
 
 
 class WebSocketServer:
-    def __init__(self, cloud: LocalCloud, api: WsApi) -> None:
-        self.cloud = cloud
+    def __init__(self, stage: Stage, api: WsApi) -> None:
+        self.stage = stage
         self.api = api
         self.connections: dict[str, _Connection] = {}
         self.loop = asyncio.new_event_loop()
@@ -126,13 +126,13 @@ class WebSocketServer:
         self.thread = threading.Thread(target=self.loop.run_forever, name="websocket-api", daemon=True)
 
     def log(self, line: str) -> None:
-        self.cloud.log(f"[ws] {line}")
+        self.stage.log(f"[ws] {line}")
 
     async def _invoke(self, function: str, event: dict[str, Any]) -> Any:
-        outcome = await asyncio.get_running_loop().run_in_executor(None, lambda: self.cloud.runtimes[function].invoke(event))
+        outcome = await asyncio.get_running_loop().run_in_executor(None, lambda: self.stage.runtimes[function].invoke(event))
         if not outcome.ok:  # a function's own lines are shown when it failed (see runtime.py)
             for line in outcome.logs:
-                self.cloud.log(line)
+                self.stage.log(line)
         return outcome
 
     def _context(self, connection_id: str, route_key: str, event_type: str, request: web.Request) -> dict[str, Any]:
@@ -251,7 +251,7 @@ class WebSocketServer:
             field_name = self.api.selection.rsplit(".", 1)[-1]
             if isinstance(body, dict) and str(body.get(field_name)) in self.api.routes:
                 key = str(body[field_name])
-        except json.JSONDecodeError:
+        except (ValueError, RecursionError):  # not JSON, or nested too deep to read: $default, as API Gateway
             pass
         route = self.api.routes.get(key)
         context = self._context(connection.id, key, "MESSAGE", request)
@@ -345,11 +345,11 @@ class WebSocketServer:
             self.thread.join(timeout=10)
 
 
-def start_websocket_api(cloud: LocalCloud) -> Callable[[], None]:
-    """Serve the template's WebSocket API on cloud.config.ws_port; returns its stopper."""
-    apis = websocket_apis(cloud.template)
+def start_websocket_api(stage: Stage) -> Callable[[], None]:
+    """Serve the template's WebSocket API on stage.config.ws_port; returns its stopper."""
+    apis = websocket_apis(stage.template)
     if not apis:
         return lambda: None
-    server = WebSocketServer(cloud, apis[0])
-    server.start(cloud.config.host, cloud.config.ws_port)
+    server = WebSocketServer(stage, apis[0])
+    server.start(stage.config.host, stage.config.ws_port)
     return server.stop

@@ -12,14 +12,18 @@ import pytest
 from moto import mock_aws
 
 from jobcore.clock import ManualClock
-from jobcore.config import Settings
-from jobcore.live import FanOut, LiveService, LiveSettings
+from jobcore.engine import Engine
+from jobcore.live.delivery import FanOut
+from jobcore.live.subscriptions import Subscriptions
 from jobcore.model import Principal, Role
-from jobcore.service import JobService
+from jobcore.observability import Recorder
+from jobcore.settings import LiveSettings, Settings
 from jobcore.store import TableStore
 from localcloud import dynamodb_fixes
 from localcloud.template import create_tables, load_template
 from tests.support.counting import RequestCounter
+from tests.support.jobs import Jobs
+from tests.support.live import LiveRoutes
 from tests.support.sockets import FakeSockets
 
 TABLE_NAME = "jobs-test"
@@ -58,14 +62,29 @@ def clock() -> ManualClock:
     return ManualClock()
 
 
+CURSOR_KEY = b"tests-cursor-key"
+
+
 @pytest.fixture
 def settings() -> Settings:
-    return Settings(table_name=TABLE_NAME)
+    return Settings(table_name=TABLE_NAME, cursor_key=CURSOR_KEY)
 
 
 @pytest.fixture
-def service(dynamodb: Any, settings: Settings, clock: ManualClock) -> JobService:
-    return JobService(TableStore(dynamodb, TABLE_NAME), settings, clock=clock, rng=random.Random(7))
+def events() -> Recorder:
+    """The domain events the engine counted."""
+    return Recorder()
+
+
+@pytest.fixture
+def engine(dynamodb: Any, settings: Settings, clock: ManualClock, events: Recorder) -> Engine:
+    return Engine(TableStore(dynamodb, TABLE_NAME), settings, clock=clock, rng=random.Random(7), count=events)
+
+
+@pytest.fixture
+def service(engine: Engine) -> Jobs:
+    """The engine, driven with request bodies as the edge parses them."""
+    return Jobs(engine)
 
 
 @pytest.fixture
@@ -100,24 +119,30 @@ def pytest_configure(config: pytest.Config) -> None:
 
 
 @pytest.fixture
-def api(template: dict[str, Any], service: JobService) -> Iterator[Any]:
+def api(template: dict[str, Any], engine: Engine) -> Iterator[Any]:
     """The HTTP functions, invoked through their handlers, on the test's engine."""
-    from jobcore import api as http
+    from jobcore.wiring import wiring
     from localcloud.functions import http_routes
     from tests.support.http import ApiClient
 
-    http.services.set(service)
+    wiring.use(engine=engine)
     try:
         yield ApiClient(http_routes(template))
     finally:
-        http.services.set(None)
+        wiring.reset()
 
 
 @pytest.fixture
-def live_service(dynamodb: Any, service: JobService, clock: ManualClock) -> LiveService:
+def subscriptions(dynamodb: Any, engine: Engine, clock: ManualClock) -> Subscriptions:
     """Connections and subscriptions on the test's tables; subscribing to a job reads the test's engine."""
     connections = TableStore(dynamodb, CONNECTIONS_TABLE)
-    return LiveService(connections, LiveSettings(CONNECTIONS_TABLE), jobs=lambda: service, clock=clock)
+    return Subscriptions(connections, LiveSettings(CONNECTIONS_TABLE), check_job=engine.listing.load_for, clock=clock)
+
+
+@pytest.fixture
+def live_service(subscriptions: Subscriptions) -> LiveRoutes:
+    """The same, driven with WebSocket message bodies."""
+    return LiveRoutes(subscriptions)
 
 
 @pytest.fixture
@@ -126,14 +151,14 @@ def sockets() -> FakeSockets:
 
 
 @pytest.fixture
-def fan_out(live_service: LiveService, sockets: FakeSockets) -> Iterator[FanOut]:
+def fan_out(subscriptions: Subscriptions, sockets: FakeSockets) -> Iterator[FanOut]:
     """The fan-out of the stream function, posting to fake sockets."""
-    from jobcore.live_api import live
+    from jobcore.wiring import wiring
 
-    fan = FanOut(live_service, sockets.post)
-    live.set(live_service, fan)
+    fan = FanOut(subscriptions, sockets.post)
+    wiring.use(subscriptions=subscriptions, fan_out=fan)
     try:
         yield fan
     finally:
-        live.set(None)
+        wiring.reset()
         fan.pool.shutdown()

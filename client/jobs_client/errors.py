@@ -111,6 +111,29 @@ class DependencyFailed(Conflict):
     code = "dependency_failed"
 
 
+class DependencyPending(Conflict):
+    code = "dependency_pending"
+
+
+class QueuePaused(Conflict):
+    code = "queue_paused"
+
+
+class NotRetryable(Conflict):
+    code = "not_retryable"
+
+
+class Duplicate(Conflict):
+    """A unique job's type+ref_id is taken by another unfinished job (details.existing_id)."""
+
+    code = "duplicate"
+
+    @property
+    def existing_id(self) -> str | None:
+        value = self.details.get("existing_id")
+        return str(value) if value is not None else None
+
+
 class BatchConflict(Conflict):
     code = "batch_conflict"
 
@@ -152,6 +175,10 @@ ERRORS_BY_CODE: dict[str, type[ApiError]] = {
         RetriesExhausted,
         DeadlineExceeded,
         DependencyFailed,
+        DependencyPending,
+        QueuePaused,
+        NotRetryable,
+        Duplicate,
         BatchConflict,
         PayloadTooLarge,
         Throttled,

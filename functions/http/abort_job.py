@@ -1,10 +1,9 @@
-"""POST /v1/jobs/{id}/abort: release the lease; the job is claimable again at once."""
+"""POST /v1/jobs/{id}/abort: release a lease; the job is claimable again at once."""
 
-from jobcore.api import SERVICE_ROLES, Request, Response, endpoint
-
-
-def abort_job(request: Request) -> Response:
-    return Response(200, request.service.abort(request.principal, request.path("id"), request.json()).to_wire())
+from jobcore.commands.leases import AbortJob, parse_abort
+from jobcore.http import SERVICE_ROLES, Call, Response, endpoint
 
 
-handler = endpoint(roles=SERVICE_ROLES)(abort_job)
+@endpoint(roles=SERVICE_ROLES, parse=parse_abort)
+def handler(call: Call[AbortJob]) -> Response:
+    return Response(200, call.engine.leasing.abort(call.principal, call.command).to_wire())

@@ -1,20 +1,11 @@
 """POST /v1/batch: creates, updates, deletes and dependency checks, all or nothing."""
 
-from jobcore.api import SERVICE_ROLES, Request, Response, endpoint
+from jobcore.commands.jobs import Batch, parse_batch
+from jobcore.http import SERVICE_ROLES, Call, Response, endpoint
 
 
-def batch(request: Request) -> Response:
-    outcome = request.service.batch(request.principal, request.json())
-    if outcome.created:
-        request.metric("JobsCreated", len(outcome.created))
-    return Response(
-        200,
-        {
-            "created": [job.to_wire() for job in outcome.created],
-            "updated": [job.to_wire() for job in outcome.updated],
-            "deleted": outcome.deleted,
-        },
-    )
-
-
-handler = endpoint(roles=SERVICE_ROLES)(batch)
+@endpoint(roles=SERVICE_ROLES, parse=parse_batch)
+def handler(call: Call[Batch]) -> Response:
+    outcome = call.engine.batches.batch(call.principal, call.command)
+    created, updated = [job.to_wire() for job in outcome.created], [job.to_wire() for job in outcome.updated]
+    return Response(200, {"created": created, "updated": updated, "deleted": outcome.deleted})

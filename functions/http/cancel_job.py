@@ -1,10 +1,9 @@
-"""POST /v1/jobs/{id}/cancel: cancel now, or ask the running worker to stop."""
+"""POST /v1/jobs/{id}/cancel: cancel now, or ask the worker of a running job to stop."""
 
-from jobcore.api import OWNER_ROLES, Request, Response, endpoint
-
-
-def cancel_job(request: Request) -> Response:
-    return Response(200, request.service.cancel(request.principal, request.path("id")).to_wire())
+from jobcore.commands.jobs import JobById, parse_job_by_id
+from jobcore.http import OWNER_ROLES, Call, Response, endpoint
 
 
-handler = endpoint(roles=OWNER_ROLES)(cancel_job)
+@endpoint(roles=OWNER_ROLES, parse=parse_job_by_id)
+def handler(call: Call[JobById]) -> Response:
+    return Response(200, call.engine.progress.cancel(call.principal, call.command).to_wire())

@@ -1,18 +1,10 @@
 """POST /v1/queues/{type}/claim: lease the next available job of a queue; 204 when none."""
 
-from jobcore.api import SERVICE_ROLES, Request, Response, endpoint
+from jobcore.commands.leases import ClaimJob, parse_claim
+from jobcore.http import SERVICE_ROLES, Call, Response, endpoint
 
 
-def claim_job(request: Request) -> Response:
-    service = request.service
-    conflicts_before = service.claim_conflicts
-    job = service.claim(request.principal, request.path("type"), request.json(), time_left_ms=request.time_left_ms())
-    if service.claim_conflicts > conflicts_before:
-        request.metric("LeaseConflicts", service.claim_conflicts - conflicts_before)
-    if job is None:
-        return Response(204)
-    request.metric("JobsClaimed")
-    return Response(200, job.to_wire(with_lease_token=True))
-
-
-handler = endpoint(roles=SERVICE_ROLES)(claim_job)
+@endpoint(roles=SERVICE_ROLES, parse=parse_claim)
+def handler(call: Call[ClaimJob]) -> Response:
+    job = call.engine.leasing.claim(call.principal, call.command, time_left_ms=call.time_left_ms())
+    return Response(204) if job is None else Response(200, job.to_wire(with_lease_token=True))

@@ -1,11 +1,10 @@
-"""POST /v1/jobs/clean: delete jobs past retention and idle/pending jobs past their deadline."""
+"""POST /v1/jobs/clean: delete what has expired, and idle or pending jobs past their deadline."""
 
-from jobcore.api import SERVICE_ROLES, Request, Response, endpoint
+from jobcore.commands.jobs import Sweep, parse_clean
+from jobcore.http import SERVICE_ROLES, Call, Response, endpoint
 
 
-def clean_jobs(request: Request) -> Response:
-    outcome = request.service.clean()
+@endpoint(roles=SERVICE_ROLES, parse=parse_clean)
+def handler(call: Call[Sweep]) -> Response:
+    outcome = call.engine.admin.sweep(call.principal, call.command)
     return Response(200, {"deleted": outcome.deleted, "more": outcome.more})
-
-
-handler = endpoint(roles=SERVICE_ROLES)(clean_jobs)

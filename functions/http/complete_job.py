@@ -1,12 +1,9 @@
 """POST /v1/jobs/{id}/complete: finish a job with its result."""
 
-from jobcore.api import SERVICE_ROLES, Request, Response, endpoint
+from jobcore.commands.leases import CompleteJob, parse_complete
+from jobcore.http import SERVICE_ROLES, Call, Response, endpoint
 
 
-def complete_job(request: Request) -> Response:
-    job = request.service.complete(request.principal, request.path("id"), request.json())
-    request.metric("JobsCompleted")
-    return Response(200, job.to_wire())
-
-
-handler = endpoint(roles=SERVICE_ROLES)(complete_job)
+@endpoint(roles=SERVICE_ROLES, parse=parse_complete)
+def handler(call: Call[CompleteJob]) -> Response:
+    return Response(200, call.engine.leasing.complete(call.principal, call.command).to_wire())

@@ -1,13 +1,10 @@
 """POST /v1/jobs: create a job; with "unique", return the unfinished job of the same type+ref_id."""
 
-from jobcore.api import SERVICE_ROLES, Request, Response, endpoint
+from jobcore.commands.jobs import CreateJob, parse_create
+from jobcore.http import SERVICE_ROLES, Call, Response, endpoint
 
 
-def create_job(request: Request) -> Response:
-    outcome = request.service.create(request.principal, request.json(), idempotency_key=request.header("Idempotency-Key"))
-    if outcome.created:
-        request.metric("JobsCreated")
+@endpoint(roles=SERVICE_ROLES, parse=parse_create)
+def handler(call: Call[CreateJob]) -> Response:
+    outcome = call.engine.creating.create(call.principal, call.command)
     return Response(201 if outcome.created else 200, outcome.job.to_wire())
-
-
-handler = endpoint(roles=SERVICE_ROLES)(create_job)

@@ -1,11 +1,10 @@
-"""DELETE /v1/jobs: delete all jobs (admin), a bounded amount per call."""
+"""DELETE /v1/jobs (admin): delete every job, a page of work per call; any filter is a 400."""
 
-from jobcore.api import ADMIN_ROLES, Request, Response, endpoint
+from jobcore.commands.jobs import Sweep, parse_delete_all
+from jobcore.http import ADMIN_ROLES, Call, Response, endpoint
 
 
-def delete_all_jobs(request: Request) -> Response:
-    outcome = request.service.delete_all()
+@endpoint(roles=ADMIN_ROLES, parse=parse_delete_all)
+def handler(call: Call[Sweep]) -> Response:
+    outcome = call.engine.admin.sweep(call.principal, call.command)
     return Response(200, {"deleted": outcome.deleted, "more": outcome.more})
-
-
-handler = endpoint(roles=ADMIN_ROLES)(delete_all_jobs)

@@ -1,10 +1,9 @@
-"""DELETE /v1/jobs/{id}: delete a job and its message log; returns the deleted job."""
+"""DELETE /v1/jobs/{id}: delete a job with its guard and messages; the job as it was."""
 
-from jobcore.api import SERVICE_ROLES, Request, Response, endpoint
-
-
-def delete_job(request: Request) -> Response:
-    return Response(200, request.service.delete(request.principal, request.path("id")).to_wire())
+from jobcore.commands.jobs import JobById, parse_job_by_id
+from jobcore.http import SERVICE_ROLES, Call, Response, endpoint
 
 
-handler = endpoint(roles=SERVICE_ROLES)(delete_job)
+@endpoint(roles=SERVICE_ROLES, parse=parse_job_by_id)
+def handler(call: Call[JobById]) -> Response:
+    return Response(200, call.engine.admin.delete(call.principal, call.command).to_wire())

@@ -1,11 +1,9 @@
-"""POST /v1/jobs/{id}/extend: the lease holder moves locked_until; the answer carries cancel_requested."""
+"""POST /v1/jobs/{id}/extend: the lease holder's heartbeat."""
 
-from jobcore.api import SERVICE_ROLES, Request, Response, endpoint
-
-
-def extend_lease(request: Request) -> Response:
-    job = request.service.extend(request.principal, request.path("id"), request.json())
-    return Response(200, job.to_wire(with_lease_token=True))
+from jobcore.commands.leases import ExtendLease, parse_extend
+from jobcore.http import SERVICE_ROLES, Call, Response, endpoint
 
 
-handler = endpoint(roles=SERVICE_ROLES)(extend_lease)
+@endpoint(roles=SERVICE_ROLES, parse=parse_extend)
+def handler(call: Call[ExtendLease]) -> Response:
+    return Response(200, call.engine.leasing.extend(call.principal, call.command).to_wire(with_lease_token=True))

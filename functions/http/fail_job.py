@@ -1,12 +1,9 @@
-"""POST /v1/jobs/{id}/fail: report a failed attempt; retried later while retries remain."""
+"""POST /v1/jobs/{id}/fail: a failed attempt; retried after a delay while retries remain."""
 
-from jobcore.api import SERVICE_ROLES, Request, Response, endpoint
-
-
-def fail_job(request: Request) -> Response:
-    job = request.service.fail(request.principal, request.path("id"), request.json())
-    request.metric("JobsFailed")
-    return Response(200, job.to_wire())
+from jobcore.commands.leases import FailJob, parse_fail
+from jobcore.http import SERVICE_ROLES, Call, Response, endpoint
 
 
-handler = endpoint(roles=SERVICE_ROLES)(fail_job)
+@endpoint(roles=SERVICE_ROLES, parse=parse_fail)
+def handler(call: Call[FailJob]) -> Response:
+    return Response(200, call.engine.leasing.fail(call.principal, call.command).to_wire())

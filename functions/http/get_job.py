@@ -1,10 +1,9 @@
-"""GET /v1/jobs/{id}: one job; users only their own."""
+"""GET /v1/jobs/{id}: the job (a user's own only)."""
 
-from jobcore.api import OWNER_ROLES, Request, Response, endpoint
-
-
-def get_job(request: Request) -> Response:
-    return Response(200, request.service.get(request.principal, request.path("id")).to_wire())
+from jobcore.commands.jobs import JobById, parse_job_by_id
+from jobcore.http import OWNER_ROLES, Call, Response, endpoint
 
 
-handler = endpoint(roles=OWNER_ROLES)(get_job)
+@endpoint(roles=OWNER_ROLES, parse=parse_job_by_id)
+def handler(call: Call[JobById]) -> Response:
+    return Response(200, call.engine.listing.get(call.principal, call.command).to_wire())

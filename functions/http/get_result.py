@@ -1,10 +1,9 @@
-"""GET /v1/jobs/{id}/result: the result of a finished job; 409 not_finished before."""
+"""GET /v1/jobs/{id}/result: the result of a finished job."""
 
-from jobcore.api import OWNER_ROLES, Request, Response, endpoint
-
-
-def get_result(request: Request) -> Response:
-    return Response(200, {"result": request.service.result(request.principal, request.path("id"))})
+from jobcore.commands.jobs import JobById, parse_job_by_id
+from jobcore.http import OWNER_ROLES, Call, Response, endpoint
 
 
-handler = endpoint(roles=OWNER_ROLES)(get_result)
+@endpoint(roles=OWNER_ROLES, parse=parse_job_by_id)
+def handler(call: Call[JobById]) -> Response:
+    return Response(200, {"result": call.engine.listing.result(call.principal, call.command)})

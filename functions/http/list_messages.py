@@ -1,11 +1,10 @@
-"""GET /v1/jobs/{id}/messages: the appended messages, oldest first, paged."""
+"""GET /v1/jobs/{id}/messages: the job's appended messages, oldest first."""
 
-from jobcore.api import OWNER_ROLES, Request, Response, endpoint
+from jobcore.commands.status import ListMessages, parse_messages
+from jobcore.http import OWNER_ROLES, Call, Response, endpoint
 
 
-def list_messages(request: Request) -> Response:
-    page = request.service.messages(request.principal, request.path("id"), request.query)
+@endpoint(roles=OWNER_ROLES, parse=parse_messages)
+def handler(call: Call[ListMessages]) -> Response:
+    page = call.engine.listing.messages(call.principal, call.command)
     return Response(200, {"data": [m.to_wire() for m in page.data], "next_cursor": page.next_cursor})
-
-
-handler = endpoint(roles=OWNER_ROLES)(list_messages)

@@ -1,11 +1,10 @@
-"""GET /v1/queues/{type}/jobs: a queue's claimable jobs, oldest first."""
+"""GET /v1/queues/{type}/jobs: claimable jobs of a queue, oldest first."""
 
-from jobcore.api import SERVICE_ROLES, Request, Response, endpoint
+from jobcore.commands.status import ListQueueJobs, parse_queue_jobs
+from jobcore.http import SERVICE_ROLES, Call, Response, endpoint
 
 
-def list_queue_jobs(request: Request) -> Response:
-    page = request.service.queue_jobs(request.path("type"), request.query)
+@endpoint(roles=SERVICE_ROLES, parse=parse_queue_jobs)
+def handler(call: Call[ListQueueJobs]) -> Response:
+    page = call.engine.listing.queue_jobs(call.principal, call.command)
     return Response(200, {"data": [job.to_wire() for job in page.data], "next_cursor": page.next_cursor})
-
-
-handler = endpoint(roles=SERVICE_ROLES)(list_queue_jobs)

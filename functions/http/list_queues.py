@@ -1,11 +1,10 @@
-"""GET /v1/queues: queue names."""
+"""GET /v1/queues: queue names, in name order."""
 
-from jobcore.api import SERVICE_ROLES, Request, Response, endpoint
+from jobcore.commands.status import ListQueues, parse_queues
+from jobcore.http import SERVICE_ROLES, Call, Response, endpoint
 
 
-def list_queues(request: Request) -> Response:
-    page = request.service.queues(request.query)
+@endpoint(roles=SERVICE_ROLES, parse=parse_queues)
+def handler(call: Call[ListQueues]) -> Response:
+    page = call.engine.listing.queues(call.principal, call.command)
     return Response(200, {"data": page.data, "next_cursor": page.next_cursor})
-
-
-handler = endpoint(roles=SERVICE_ROLES)(list_queues)

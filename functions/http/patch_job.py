@@ -1,13 +1,9 @@
-"""PATCH /v1/jobs/{id}: set fields of an idle or pending job; If-Match: <version>."""
+"""PATCH /v1/jobs/{id}: set fields of an idle or pending job; If-Match: a version."""
 
-from jobcore.api import SERVICE_ROLES, Request, Response, endpoint
-
-
-def patch_job(request: Request) -> Response:
-    job = request.service.patch(
-        request.principal, request.path("id"), request.json(), if_match=request.integer_header("If-Match")
-    )
-    return Response(200, job.to_wire())
+from jobcore.commands.jobs import PatchJob, parse_patch
+from jobcore.http import SERVICE_ROLES, Call, Response, endpoint
 
 
-handler = endpoint(roles=SERVICE_ROLES)(patch_job)
+@endpoint(roles=SERVICE_ROLES, parse=parse_patch)
+def handler(call: Call[PatchJob]) -> Response:
+    return Response(200, call.engine.admin.patch(call.principal, call.command).to_wire())

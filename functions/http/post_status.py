@@ -1,11 +1,9 @@
-"""POST /v1/jobs/{id}/status: title, status, progress, speeds, a message, completion; heartbeat."""
+"""POST /v1/jobs/{id}/status: title, status, progress, speeds, a message, completion, heartbeat."""
 
-from jobcore.api import SERVICE_ROLES, Request, Response, endpoint
-
-
-def post_status(request: Request) -> Response:
-    job = request.service.post_status(request.principal, request.path("id"), request.json())
-    return Response(200, job.to_wire())
+from jobcore.commands.status import PostStatus, parse_status
+from jobcore.http import SERVICE_ROLES, Call, Response, endpoint
 
 
-handler = endpoint(roles=SERVICE_ROLES)(post_status)
+@endpoint(roles=SERVICE_ROLES, parse=parse_status)
+def handler(call: Call[PostStatus]) -> Response:
+    return Response(200, call.engine.progress.post_status(call.principal, call.command).to_wire())

@@ -1,12 +1,9 @@
-"""POST /v1/jobs/{id}/start: lease one job by id."""
+"""POST /v1/jobs/{id}/start: lease one job by id, under the rules of a claim."""
 
-from jobcore.api import SERVICE_ROLES, Request, Response, endpoint
-
-
-def start_job(request: Request) -> Response:
-    job = request.service.start(request.principal, request.path("id"), request.json())
-    request.metric("JobsClaimed")
-    return Response(200, job.to_wire(with_lease_token=True))
+from jobcore.commands.leases import StartJob, parse_start
+from jobcore.http import SERVICE_ROLES, Call, Response, endpoint
 
 
-handler = endpoint(roles=SERVICE_ROLES)(start_job)
+@endpoint(roles=SERVICE_ROLES, parse=parse_start)
+def handler(call: Call[StartJob]) -> Response:
+    return Response(200, call.engine.leasing.start(call.principal, call.command).to_wire(with_lease_token=True))

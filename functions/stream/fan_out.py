@@ -1,5 +1,5 @@
 """The jobs table's stream to the WebSocket subscribers of each changed job."""
 
-from jobcore.stream_api import fan_out_handler
+from jobcore.stream import fan_out_handler
 
 handler = fan_out_handler

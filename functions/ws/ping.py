@@ -1,10 +1,8 @@
 """WebSocket `ping`: answers `{"type": "pong"}` (clients keep idle connections open with it)."""
 
-from jobcore.live_api import WsReply, WsRequest, ws_route
+from jobcore.websocket import WsReply, WsRequest, ws_route
 
 
-def ping(request: WsRequest) -> WsReply:
+@ws_route
+def handler(request: WsRequest) -> WsReply:
     return {"type": "pong"}
-
-
-handler = ws_route(ping)

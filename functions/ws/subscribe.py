@@ -1,11 +1,9 @@
 """WebSocket `subscribe`: own jobs, one job, or (services) an owner or a type."""
 
-from jobcore.live_api import WsReply, WsRequest, ws_route
+from jobcore.websocket import WsReply, WsRequest, ws_route
 
 
-def subscribe(request: WsRequest) -> WsReply:
-    topic = request.live.subscribe(request.connection_id, request.principal, request.json())
+@ws_route
+def handler(request: WsRequest) -> WsReply:
+    topic = request.subscriptions.subscribe(request.connection_id, request.principal, request.topic())
     return {"type": "subscribed", "topic": topic.to_wire()}
-
-
-handler = ws_route(subscribe)

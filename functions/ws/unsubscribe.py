@@ -1,11 +1,9 @@
 """WebSocket `unsubscribe`: the same fields as subscribe."""
 
-from jobcore.live_api import WsReply, WsRequest, ws_route
+from jobcore.websocket import WsReply, WsRequest, ws_route
 
 
-def unsubscribe(request: WsRequest) -> WsReply:
-    topic = request.live.unsubscribe(request.connection_id, request.principal, request.json())
+@ws_route
+def handler(request: WsRequest) -> WsReply:
+    topic = request.subscriptions.unsubscribe(request.connection_id, request.principal, request.topic())
     return {"type": "unsubscribed", "topic": topic.to_wire()}
-
-
-handler = ws_route(unsubscribe)

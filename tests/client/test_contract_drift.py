@@ -34,7 +34,7 @@ def test_the_client_job_has_every_field_of_the_wire_job():
 
 
 def test_the_client_reads_every_field_of_a_task_update():
-    from jobcore.live import task_removed, task_update
+    from jobcore.live.messages import task_removed, task_update
 
     job = JOB
     update = task_update(job, None)

@@ -8,6 +8,7 @@ import pytest
 import schemathesis
 from hypothesis import HealthCheck, settings
 from schemathesis.checks import positive_data_acceptance, unsupported_method
+from schemathesis.generation.modes import GenerationMode
 
 from tests.e2e.conftest import DEADLINE_S, PROJECT_ROOT, LocalService
 
@@ -28,3 +29,9 @@ def test_every_route_answers_bad_and_odd_input_within_the_spec(case, role, local
     token = local_service.token(role, "User#fuzz" if role == "user" else f"{role}-fuzz")
     headers = {"Authorization": f"Bearer {token}"}
     case.call_and_validate(base_url=local_service.http_url, headers=headers, excluded_checks=NOT_CHECKED, timeout=DEADLINE_S)
+
+
+def test_both_positive_and_negative_cases_are_generated():
+    """Negative mode sends data the spec forbids (wrong types, out of range, missing fields):
+    each must still get a 4xx the spec lists, never a 5xx."""
+    assert set(schema.config.generation.modes) == {GenerationMode.POSITIVE, GenerationMode.NEGATIVE}

@@ -217,11 +217,11 @@ def test_dynamodb_failures_map_to_429_and_503(api, svc, service, monkeypatch, co
         assert result.headers["Retry-After"] == "1"
 
 
-def test_an_unexpected_error_is_a_bare_500(api, svc, service, monkeypatch):
+def test_an_unexpected_error_is_a_bare_500(api, svc, engine, monkeypatch):
     def broken(*_: Any, **__: Any) -> None:
         raise RuntimeError("secret internals")
 
-    monkeypatch.setattr(service, "get", broken)
+    monkeypatch.setattr(engine.listing, "get", broken)
     result = api.call("GET", f"/v1/jobs/{JOB}", principal=svc)
     assert_error(result, 500, "internal_error")
     assert "secret" not in str(result.body)

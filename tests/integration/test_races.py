@@ -16,27 +16,29 @@ from typing import Any
 import pytest
 
 from jobcore.clock import SystemClock, parse_iso
-from jobcore.config import Settings
+from jobcore.engine import Engine
 from jobcore.errors import LeaseLost
 from jobcore.model import JobState, Principal, Role
-from jobcore.service import JobService
+from jobcore.settings import Settings
 from jobcore.store import TableStore
 from tests.integration.conftest import TABLE_NAME
+from tests.support.jobs import Jobs
 
 pytestmark = pytest.mark.race
 
 SERVICE = Principal("svc-race", Role.SERVICE)
 
 
-def new_service(client_factory: Any, *, seed: int | None = None) -> JobService:
+def new_service(client_factory: Any, *, seed: int | None = None) -> Jobs:
     import random
 
-    return JobService(
+    engine = Engine(
         TableStore(client_factory(), TABLE_NAME),
-        Settings(table_name=TABLE_NAME, poll_interval_ms=20),
+        Settings(table_name=TABLE_NAME, poll_interval_ms=20, cursor_key=b"races"),
         clock=SystemClock(),
         rng=random.Random(seed),
     )
+    return Jobs(engine)
 
 
 @dataclass

@@ -19,6 +19,7 @@ from jobcore.auth import TokenPolicy, bearer, mint_token, verify_token
 from jobcore.authorizer import authorize, token_policy
 from jobcore.errors import Unauthorized
 from jobcore.model import Role
+from jobcore.settings import AuthSettings
 from localcloud.functions import functions, load_handler
 
 SECRET = "unit-test-secret-0123456789abcdef0123"
@@ -166,10 +167,11 @@ def test_token_policy_reads_the_secret_from_ssm(monkeypatch):
     with mock_aws():
         boto3.client("ssm").put_parameter(Name="/jobs/test-secret", Value="from-ssm", Type="SecureString")
         parameters.clear_caches()
-        policy = token_policy({"JOBS_JWT_SECRET_PARAMETER": "/jobs/test-secret"})
+        policy = token_policy(AuthSettings.from_env({"JOBS_JWT_SECRET_PARAMETER": "/jobs/test-secret"}))
         parameters.clear_caches()
     assert policy.secret == "from-ssm"
-    assert token_policy({"JOBS_JWT_SECRET": "direct", "JOBS_JWT_SECRET_PARAMETER": "/x"}).secret == "direct"
+    both = AuthSettings.from_env({"JOBS_JWT_SECRET": "direct", "JOBS_JWT_SECRET_PARAMETER": "/x"})
+    assert token_policy(both).secret == "direct"
 
 
 def test_authorizer_function_then_api_function(template, api, monkeypatch):

@@ -12,23 +12,24 @@ from typing import Any
 
 import pytest
 
-from jobcore import items as keys
+from jobcore import keys
 from jobcore.clock import ManualClock, to_iso
-from jobcore.config import Settings
+from jobcore.engine import Engine
 from jobcore.model import Job, JobState, Principal
-from jobcore.service import JobService
+from jobcore.settings import Settings
 from jobcore.store import TableStore, serialize
 from tests.conftest import TABLE_NAME
 from tests.support.counting import RequestCounter
+from tests.support.jobs import Jobs
 
 
-def fresh(service: JobService, clock: ManualClock, counter: RequestCounter) -> None:
+def fresh(service: Jobs, clock: ManualClock, counter: RequestCounter) -> None:
     clock.advance(1)
     counter.reset()
 
 
-def leased(service: JobService, svc: Principal, clock: ManualClock, job_type: str = "cost") -> Job:
-    service.create(svc, {"type": job_type})
+def leased(service: Jobs, svc: Principal, clock: ManualClock, job_type: str = "cost", **fields: Any) -> Job:
+    service.create(svc, {"type": job_type, **fields})
     clock.advance(1)
     job = service.claim(svc, job_type, {"timeout_ms": 60_000})
     assert job is not None
@@ -65,9 +66,23 @@ def test_get_is_one_read(service, svc, clock, counter):
 def test_claim_without_contention_is_one_query_and_one_write(service, svc, clock, counter):
     for _ in range(3):
         service.create(svc, {"type": "cost"})
+    assert service.claim(svc, "cost", {"timeout_ms": 1000}) is not None  # reads the queue's settings
     fresh(service, clock, counter)
     assert service.claim(svc, "cost", {"timeout_ms": 1000}) is not None
     assert dict(counter.calls) == {"Query": 1, "UpdateItem": 1}
+
+
+def test_claims_read_the_queue_settings_at_most_once_per_1_5_s(service, svc, clock, counter):
+    for _ in range(4):
+        service.create(svc, {"type": "cost"})
+    fresh(service, clock, counter)
+    service.claim(svc, "cost", {"timeout_ms": 1000})
+    clock.advance(1000)
+    service.claim(svc, "cost", {"timeout_ms": 1000})
+    assert counter.calls["GetItem"] == 1
+    clock.advance(600)  # 1.6 s after the first read
+    service.claim(svc, "cost", {"timeout_ms": 1000})
+    assert counter.calls["GetItem"] == 2
 
 
 @pytest.mark.parametrize(
@@ -85,12 +100,22 @@ def test_lease_operations_are_one_write(service, svc, clock, counter, operation,
     assert dict(counter.calls) == {"UpdateItem": 1}
 
 
-def test_fail_is_one_read_and_one_write(service, svc, clock, counter):
-    # fail reads the job once: whether retries remain and the backoff depend on attempts.
+def test_fail_with_retries_left_is_one_write(service, svc, clock, counter):
+    # The claim's lease token carries its attempt, so the backoff needs no read; the retry's
+    # condition says whether the job may run again.
     job = leased(service, svc, clock)
     fresh(service, clock, counter)
-    service.fail(svc, job.id, {"lease_token": job.lease_token, "error": {"code": "boom", "message": "x"}})
-    assert dict(counter.calls) == {"GetItem": 1, "UpdateItem": 1}
+    failed = service.fail(svc, job.id, {"lease_token": job.lease_token, "error": {"code": "boom", "message": "x"}})
+    assert failed.state is JobState.PENDING
+    assert dict(counter.calls) == {"UpdateItem": 1}
+
+
+def test_fail_of_the_last_attempt_is_two_writes(service, svc, clock, counter):
+    job = leased(service, svc, clock, max_retries=1)
+    fresh(service, clock, counter)
+    failed = service.fail(svc, job.id, {"lease_token": job.lease_token, "error": {"code": "boom", "message": "x"}})
+    assert failed.state is JobState.ERROR
+    assert dict(counter.calls) == {"UpdateItem": 2}  # the retry refused, then the end
 
 
 def test_status_post_is_at_most_two_writes(service, svc, clock, counter):
@@ -130,7 +155,7 @@ def test_a_list_with_no_owner_or_type_is_one_query_per_all_created_partition(ser
     assert counter.items_read <= keys.ALL_SHARDS * 11
 
 
-def fill_queue(service: JobService, svc: Principal, count: int, *, expired_lease: bool = False, **fields: Any) -> None:
+def fill_queue(service: Jobs, svc: Principal, count: int, *, expired_lease: bool = False, **fields: Any) -> None:
     """Write many jobs fast: built by the engine, stored by batch writes. With
     ``expired_lease`` each is as a claim that used its attempt left it: running, its
     lease run out now, so it is visible at the head of the queue."""
@@ -145,7 +170,7 @@ def fill_queue(service: JobService, svc: Principal, count: int, *, expired_lease
         client.batch_write_item(RequestItems={TABLE_NAME: chunk})
 
 
-def items_read_per_claim(service: JobService, svc: Principal, clock: ManualClock, counter: RequestCounter) -> list[int]:
+def items_read_per_claim(service: Jobs, svc: Principal, clock: ManualClock, counter: RequestCounter) -> list[int]:
     reads = []
     for _ in range(5):
         fresh(service, clock, counter)
@@ -155,8 +180,8 @@ def items_read_per_claim(service: JobService, svc: Principal, clock: ManualClock
 
 
 def test_items_read_per_claim_do_not_grow_with_queue_depth(dynamodb, svc, clock, counter):
-    settings = Settings(table_name=TABLE_NAME)
-    shallow = JobService(TableStore(dynamodb, TABLE_NAME), settings, clock=clock, rng=random.Random(1))
+    settings = Settings(table_name=TABLE_NAME, cursor_key=b"costs")
+    shallow = Jobs(Engine(TableStore(dynamodb, TABLE_NAME), settings, clock=clock, rng=random.Random(1)))
     fill_queue(shallow, svc, 100)
     clock.advance(1)
     at_100 = items_read_per_claim(shallow, svc, clock, counter)

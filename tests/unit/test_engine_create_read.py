@@ -320,7 +320,7 @@ def test_queue_jobs_shows_claimable_oldest_first(service, svc, clock):
 
 
 def test_a_listing_with_no_owner_or_type_pages_through_every_partition_newest_first(service, svc, clock):
-    from jobcore import items as keys
+    from jobcore import keys
 
     made = []
     for n in range(25):

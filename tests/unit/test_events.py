@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from jobcore import items as keys
+from jobcore import keys
 from jobcore.model import Principal, Role
 from localcloud.functions import functions, http_routes, load_handler
 from localcloud.template import PROJECT_ROOT, load_template
@@ -76,7 +76,7 @@ def test_each_http_event_is_its_routes_event(route):
 def seed_sample_job(service: Any) -> None:
     item, _ = service._new_job_item(
         Principal("svc-thumbnails", Role.SERVICE), {"type": "thumbnail", "owner": "User#1234"}, service.clock.now()
-    )
+    )  # fmt: skip
     item.update(id=SAMPLE_JOB, **keys.job_key(SAMPLE_JOB))
     item.update(keys.index_attributes(item))
     service.store.put(item)
@@ -127,10 +127,10 @@ def test_each_websocket_event_is_its_routes_event(route_key):
         assert (action == route_key) == (route_key != "$default")
 
 
-def test_each_websocket_handler_answers_its_sample(live_service, service, dynamodb):
-    from jobcore.live_api import live
+def test_each_websocket_handler_answers_its_sample(live_service, subscriptions, service, dynamodb):
+    from jobcore.wiring import wiring
 
-    live.set(live_service)
+    wiring.use(subscriptions=subscriptions)
     try:
         replies = {key: ws_handler(m)(load_event(m), None) for key, m in WS_MODULES.items() if key != "$disconnect"}
         connection = load_event(WS_MODULES["$connect"])["requestContext"]["connectionId"]
@@ -145,7 +145,7 @@ def test_each_websocket_handler_answers_its_sample(live_service, service, dynamo
         assert ws_handler(WS_MODULES["$disconnect"])(load_event(WS_MODULES["$disconnect"]), None) == {"statusCode": 200}
         assert live_service.disconnect(connection) == 0  # $disconnect already removed everything
     finally:
-        live.set(None)
+        wiring.reset()
 
 
 def test_the_fan_out_sample_reaches_the_owners_socket(fan_out, live_service, sockets):
@@ -158,16 +158,16 @@ def test_the_fan_out_sample_reaches_the_owners_socket(fan_out, live_service, soc
     assert (update["job_id"], update["version"], update["message_to_append"]) == (SAMPLE_JOB, 2, "Resized IMG_0001.jpg")
 
 
-def test_disconnect_needs_no_principal(live_service):
-    from jobcore.live_api import live
+def test_disconnect_needs_no_principal(live_service, subscriptions):
+    from jobcore.wiring import wiring
 
     owner = Principal("User#1234", Role.USER)
     event = load_event(WS_MODULES["$disconnect"])
     live_service.connect(event["requestContext"]["connectionId"], owner)
     del event["requestContext"]["authorizer"]
-    live.set(live_service)
+    wiring.use(subscriptions=subscriptions)
     try:
         assert ws_handler(WS_MODULES["$disconnect"])(event, None) == {"statusCode": 200}
     finally:
-        live.set(None)
+        wiring.reset()
     assert live_service.disconnect(event["requestContext"]["connectionId"]) == 0

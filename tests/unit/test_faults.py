@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 from botocore.awsrequest import AWSResponse
 
-from jobcore import items as keys
+from jobcore import keys
 from jobcore.errors import NotFound, ServiceUnavailable, Throttled
 from jobcore.model import JobState
 from tests.conftest import TABLE_NAME

@@ -17,8 +17,10 @@ import boto3
 import pytest
 from moto import mock_aws
 
-from jobcore import items as keys
+from jobcore import keys
 from jobcore.clock import ManualClock, epoch_seconds, parse_iso, plus_ms, to_iso
+from jobcore.engine import Engine
+from jobcore.engine.leasing import new_token as lease_token
 from jobcore.errors import (
     AlreadyFinished,
     DeadlineExceeded,
@@ -30,12 +32,12 @@ from jobcore.errors import (
     NotRunning,
     RetriesExhausted,
 )
-from jobcore.ids import new_job_id, new_token
+from jobcore.ids import new_job_id
 from jobcore.model import Job, JobState, Principal
-from jobcore.service import JobService
 from jobcore.store import Expr
 from localcloud.template import create_tables
 from tests.conftest import TABLE_NAME
+from tests.support.jobs import Jobs
 
 TYPE = "work"
 
@@ -62,23 +64,23 @@ def dynamodb(_moto_dynamodb: Any, template: dict[str, Any], _aws_environment: No
 # ==========================================================================================
 # helpers
 # ==========================================================================================
-def new_job(service: JobService, principal: Principal, **fields: Any) -> Job:
+def new_job(service: Jobs, principal: Principal, **fields: Any) -> Job:
     result = service.create(principal, {"type": TYPE, **fields})
     assert result.created
     return result.job
 
 
-def claim(service: JobService, principal: Principal, job_type: str = TYPE, **body: Any) -> Job | None:
+def claim(service: Jobs, principal: Principal, job_type: str = TYPE, **body: Any) -> Job | None:
     return service.claim(principal, job_type, {"timeout_ms": 1000, "worker": "w1", **body})
 
 
-def must_claim(service: JobService, principal: Principal, job_type: str = TYPE, **body: Any) -> Job:
+def must_claim(service: Jobs, principal: Principal, job_type: str = TYPE, **body: Any) -> Job:
     job = claim(service, principal, job_type, **body)
     assert job is not None, "expected a job to be claimable"
     return job
 
 
-def wire(service: JobService, principal: Principal, job_id: str) -> dict[str, Any]:
+def wire(service: Jobs, principal: Principal, job_id: str) -> dict[str, Any]:
     return service.get(principal, job_id).to_wire()
 
 
@@ -90,19 +92,19 @@ def ms_until(clock: ManualClock, moment: str) -> int:
     return int((parse_iso(moment) - clock.now()) / timedelta(milliseconds=1))
 
 
-def expire(service: JobService, clock: ManualClock, job_id: str) -> None:
+def expire(service: Jobs, clock: ManualClock, job_id: str) -> None:
     """Put the item's expires_at in the past, as TTL would before deleting it (late)."""
     e = Expr()
     update = f"SET {e.n('expires_at')} = {e.v(epoch_seconds(clock.now()) - 1)}"
     service.store.update(keys.job_key(job_id), update, condition=None, expr=e)
 
 
-def messages(service: JobService, principal: Principal, job_id: str) -> list[str]:
+def messages(service: Jobs, principal: Principal, job_id: str) -> list[str]:
     return [m.message for m in service.messages(principal, job_id, {"limit": 100}).data]
 
 
 def assert_unchanged_by(
-    service: JobService, principal: Principal, job_id: str, error: type[Exception], calls: dict[str, Callable[[], Any]]
+    service: Jobs, principal: Principal, job_id: str, error: type[Exception], calls: dict[str, Callable[[], Any]]
 ) -> None:
     """Each call raises ``error`` and leaves the job exactly as it was."""
     before = wire(service, principal, job_id)
@@ -114,7 +116,7 @@ def assert_unchanged_by(
     assert messages(service, principal, job_id) == before_messages
 
 
-def token_calls(service: JobService, principal: Principal, job_id: str, token: str) -> dict[str, Callable[[], Any]]:
+def token_calls(service: Jobs, principal: Principal, job_id: str, token: str) -> dict[str, Callable[[], Any]]:
     """Every write a lease holder sends with its token."""
     return {
         "extend": lambda: service.extend(principal, job_id, {"lease_token": token, "timeout_ms": 60_000}),
@@ -270,7 +272,7 @@ def test_claim_leases_every_job_exactly_once(service, svc, clock):
 
 def test_claim_takes_the_oldest_visible_job_first(service, svc, clock, settings):
     # One candidate per page makes the order exact (the default picks among the oldest).
-    strict = JobService(service.store, replace(settings, claim_candidates=1), clock=clock, rng=random.Random(1))
+    strict = Jobs(Engine(service.store, replace(settings, claim_candidates=1), clock=clock, rng=random.Random(1)))
     late = new_job(service, svc, delay_ms=3000)
     early = new_job(service, svc, delay_ms=1000)
     middle = new_job(service, svc, delay_ms=2000)
@@ -379,7 +381,7 @@ def test_claim_quarantines_jobs_past_execute_until(service, svc, clock):
 
 def test_claim_reads_past_a_poisoned_head_longer_than_all_its_pages(service, svc, clock, settings):
     # Small pages, so the poisoned head is longer than claim_max_pages pages of candidates.
-    small = JobService(service.store, replace(settings, claim_candidates=2, claim_max_pages=2), clock=clock)
+    small = Jobs(Engine(service.store, replace(settings, claim_candidates=2, claim_max_pages=2), clock=clock))
     poisoned = [new_job(service, svc, ttl_ms=1000).id for _ in range(2 * 2 + 3)]
     clock.advance(1001)
     healthy = new_job(service, svc)
@@ -390,18 +392,34 @@ def test_claim_reads_past_a_poisoned_head_longer_than_all_its_pages(service, svc
         assert kept.error is not None and kept.error["code"] == "deadline_exceeded"
 
 
-def test_claim_level_max_retries_quarantines_too(service, svc, clock):
+def test_a_claims_own_max_retries_passes_a_job_by_and_never_quarantines_it(service, svc, clock):
     tried = new_job(service, svc)
     leased = must_claim(service, svc)
     service.abort(svc, tried.id, {"lease_token": leased.lease_token})
     clock.advance(1)
     assert claim(service, svc, max_retries=1) is None
     kept = service.get(svc, tried.id)
-    assert kept.state is JobState.ERROR
-    assert kept.error is not None and kept.error["code"] == "retries_exhausted"
-    # A job with starts left under the claim's limit is leased.
+    assert kept.state is JobState.PENDING and kept.error is None  # its own limit allows more starts
+    # A job with starts left under the claim's limit is leased; a claim without the limit
+    # takes the one it passed by.
     fresh = new_job(service, svc)
     assert must_claim(service, svc, max_retries=1).id == fresh.id
+    assert must_claim(service, svc).id == tried.id
+
+
+def test_a_claims_max_retries_reads_a_bounded_number_of_pages(service, svc, clock, counter):
+    """Jobs the claim's limit rules out, many at the head: the claim gives up after its
+    page budget (claim_max_pages), reading no more (docs/architecture.md, the trade-off)."""
+    count = service.settings.claim_candidates * (service.settings.claim_max_pages + 2)
+    for _ in range(count):
+        new_job(service, svc)
+    taken = [must_claim(service, svc) for _ in range(count)]  # each started once
+    for job in taken:
+        service.abort(svc, job.id, {"lease_token": job.lease_token})
+    clock.advance(1)
+    counter.reset()
+    assert claim(service, svc, max_retries=1) is None
+    assert counter.calls["Query"] == service.settings.claim_max_pages
 
 
 def test_claim_depends_fails_when_a_dependency_is_missing_or_changed(service, svc):
@@ -621,7 +639,7 @@ def test_complete_of_a_finished_job_with_another_token_is_refused(service, svc):
     service.complete(svc, job.id, {"lease_token": leased.lease_token, "result": "first"})
     before = wire(service, svc, job.id)
     with pytest.raises((LeaseLost, AlreadyFinished)):
-        service.complete(svc, job.id, {"lease_token": new_token(), "result": "other"})
+        service.complete(svc, job.id, {"lease_token": lease_token(None), "result": "other"})
     with pytest.raises(AlreadyFinished):
         service.complete(svc, job.id, {"result": "no token"})
     assert wire(service, svc, job.id) == before
@@ -657,7 +675,7 @@ def test_complete_without_a_token_on_a_running_job_is_lease_held(service, svc):
 @pytest.mark.parametrize("state", ["idle", "pending"])
 def test_a_token_on_an_unleased_job_is_not_running(service, svc, state):
     job = new_job(service, svc, state=state)
-    assert_unchanged_by(service, svc, job.id, NotRunning, token_calls(service, svc, job.id, new_token()))
+    assert_unchanged_by(service, svc, job.id, NotRunning, token_calls(service, svc, job.id, lease_token(None)))
 
 
 def test_the_own_token_on_a_finished_job_is_already_finished(service, svc):
@@ -964,7 +982,7 @@ def test_modified_strictly_increases_when_a_writers_clock_is_behind(service, svc
     job = new_job(service, svc, state="idle")
     clock.advance(60_000)
     ahead = service.post_status(svc, job.id, {"new_status": "ahead", "message_to_append": "ahead"})
-    behind = JobService(service.store, service.settings, clock=ManualClock(start=clock.now() - timedelta(hours=1)))
+    behind = Jobs(Engine(service.store, service.settings, clock=ManualClock(start=clock.now() - timedelta(hours=1))))
     seen = [ahead]
 
     def step(write: Callable[[], Job]) -> Job:
@@ -986,7 +1004,7 @@ def test_modified_strictly_increases_when_a_writers_clock_is_behind(service, svc
 @pytest.mark.parametrize("state", ["idle", "pending", "running", "finished"])
 def test_an_expired_job_is_missing_for_every_write(service, svc, clock, state):
     job = new_job(service, svc, state="idle" if state == "idle" else "pending")
-    token = new_token()
+    token = lease_token(None)
     if state == "running":
         token = must_claim(service, svc).lease_token
     elif state == "finished":
@@ -1017,7 +1035,7 @@ def test_a_job_past_its_retention_is_missing_for_every_write(service, svc, clock
     finished = new_job(service, svc, type="other")
     service.complete(svc, finished.id, {"result": 1})
     clock.advance(60_000 + settings.retention_ms + 1000)
-    for job_id, token in ((running.id, leased.lease_token), (finished.id, new_token())):
+    for job_id, token in ((running.id, leased.lease_token), (finished.id, lease_token(None))):
         with pytest.raises(NotFound):
             service.get(svc, job_id)
         for call in (
@@ -1032,7 +1050,7 @@ def test_a_job_past_its_retention_is_missing_for_every_write(service, svc, clock
 @pytest.mark.parametrize("job_id", ["not-a-job-id", "01ARZ3NDEKTSV4RRFFQ69G5FAV"])
 def test_a_missing_job_is_not_found_for_every_write(service, svc, job_id):
     calls = {
-        **token_calls(service, svc, job_id, new_token()),
+        **token_calls(service, svc, job_id, lease_token(None)),
         "start": lambda: service.start(svc, job_id, {"timeout_ms": 1000}),
         "cancel": lambda: service.cancel(svc, job_id),
         "complete_no_token": lambda: service.complete(svc, job_id, {"result": 2}),

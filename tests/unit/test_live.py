@@ -10,28 +10,24 @@ from typing import Any
 
 import pytest
 
-from jobcore import items as keys
+from jobcore import keys
 from jobcore.errors import Forbidden, InvalidRequest, NotFound
-from jobcore.live import (
-    TTL_IDENTITY,
-    LiveService,
-    LiveSettings,
-    change_of,
-    connection_pk,
-    encode,
-)
+from jobcore.live.messages import TTL_IDENTITY, change_of, encode
+from jobcore.live.subscriptions import Subscriptions, connection_pk
 from jobcore.model import Principal, Role
-from jobcore.service import JobService
+from jobcore.settings import LiveSettings
 from jobcore.store import TableStore, serialize
-from jobcore.stream_api import fan_out_handler
+from jobcore.stream import fan_out_handler
 from tests.conftest import CONNECTIONS_TABLE as CONNECTIONS
 from tests.support.counting import RequestCounter
+from tests.support.jobs import Jobs
+from tests.support.live import LiveRoutes
 
 
 class Stream:
     """Stream records of the jobs table, built from the job item before and after a write."""
 
-    def __init__(self, service: JobService) -> None:
+    def __init__(self, service: Jobs) -> None:
         self.service = service
         self.sequence = 0
 
@@ -67,11 +63,11 @@ class Stream:
 
 
 @pytest.fixture
-def stream(service: JobService) -> Stream:
+def stream(service: Jobs) -> Stream:
     return Stream(service)
 
 
-def connect(live_service: LiveService, connection_id: str, principal: Principal, *subscriptions: dict[str, Any]) -> None:
+def connect(live_service: LiveRoutes, connection_id: str, principal: Principal, *subscriptions: dict[str, Any]) -> None:
     live_service.connect(connection_id, principal)
     for body in subscriptions:
         live_service.subscribe(connection_id, principal, {"action": "subscribe", **body})
@@ -186,7 +182,8 @@ def test_services_subscribe_by_job_type_or_owner_and_name_exactly_one(live_servi
 
 
 def test_subscriptions_per_connection_are_capped_and_unsubscribe_frees_one(dynamodb, service, clock, svc):
-    capped = LiveService(TableStore(dynamodb, CONNECTIONS), LiveSettings(CONNECTIONS, max_subscriptions=2), clock=clock)
+    settings = LiveSettings(CONNECTIONS, max_subscriptions=2)
+    capped = LiveRoutes(Subscriptions(TableStore(dynamodb, CONNECTIONS), settings, clock=clock))
     capped.connect("c1", svc)
     capped.subscribe("c1", svc, {"type": "a"})
     capped.subscribe("c1", svc, {"type": "b"})

@@ -9,7 +9,8 @@ import pytest
 import yaml
 from openapi_spec_validator import validate
 
-from jobcore import errors, service
+from jobcore import errors
+from jobcore.commands import jobs, leases, status
 from jobcore.schema import job_schema
 from localcloud.functions import http_routes
 from localcloud.template import PROJECT_ROOT
@@ -66,10 +67,10 @@ def test_error_codes_match_the_engine(spec):
 @pytest.mark.parametrize(
     ("schema_name", "fields"),
     [
-        ("CreateJob", service.CREATE_FIELDS),
-        ("PatchJob", service.PATCH_FIELDS),
-        ("PostStatus", service.STATUS_FIELDS),
-        ("ClaimJob", service.CLAIM_FIELDS),
+        ("CreateJob", jobs.CREATE_FIELDS),
+        ("PatchJob", jobs.PATCH_FIELDS),
+        ("PostStatus", status.STATUS_FIELDS),
+        ("ClaimJob", leases.CLAIM_FIELDS),
     ],
 )
 def test_request_bodies_match_the_engine(spec, schema_name, fields):
@@ -83,7 +84,7 @@ def test_list_query_parameters_match_the_engine(spec):
     for declared in spec["paths"]["/v1/jobs"]["get"]["parameters"]:
         parameter = spec["components"]["parameters"][declared["$ref"].rsplit("/", 1)[1]] if "$ref" in declared else declared
         names.add(parameter["name"])
-    assert names == set(service.LIST_FIELDS)
+    assert names == set(jobs.LIST_FIELDS)
 
 
 def test_engine_jobs_validate_against_the_spec(spec, api, svc, clock):

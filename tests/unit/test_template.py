@@ -7,8 +7,9 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from jobcore import items, service, store
-from jobcore.config import Limits
+from jobcore import keys
+from jobcore.engine.leasing import LONG_POLL_MARGIN_MS
+from jobcore.settings import Limits
 from localcloud.template import PROJECT_ROOT, TEMPLATE_PATH, tables
 
 
@@ -18,9 +19,9 @@ def jobs_table(template: dict[str, Any]) -> dict[str, Any]:
 
 def test_indexes_in_the_template_are_the_ones_the_store_queries(template):
     declared = {gsi["IndexName"]: gsi for gsi in jobs_table(template)["GlobalSecondaryIndexes"]}
-    used = {store.QUEUE_INDEX, store.OWNER_INDEX, store.TYPE_INDEX, store.REF_INDEX, store.ALL_INDEX}
+    used = {name for name in keys.INDEX_KEYS if name is not None}
     assert set(declared) == used
-    for name, key_names in service._INDEX_KEYS.items():
+    for name, key_names in keys.INDEX_KEYS.items():
         if name is None:
             continue
         schema = [k["AttributeName"] for k in declared[name]["KeySchema"]]
@@ -35,14 +36,19 @@ def test_every_key_attribute_is_defined_and_written_by_the_engine(template):
         key_attributes |= {k["AttributeName"] for k in gsi["KeySchema"]}
     assert set(defined) == key_attributes
     assert all(kind == "S" for kind in defined.values())
-    assert key_attributes - {"PK", "SK"} == set(items.INDEX_ATTRIBUTES)
+    assert key_attributes - {"PK", "SK"} == set(keys.INDEX_ATTRIBUTES)
 
 
 def test_queue_index_projects_what_a_claim_decides_on(template):
-    queue = next(g for g in jobs_table(template)["GlobalSecondaryIndexes"] if g["IndexName"] == store.QUEUE_INDEX)
+    queue = next(g for g in jobs_table(template)["GlobalSecondaryIndexes"] if g["IndexName"] == keys.QUEUE_INDEX)
     projected = set(queue["Projection"]["NonKeyAttributes"])
-    needed = set(service._Projection.__dataclass_fields__) | {"depends_on", "expires_at"}
+    needed = set(keys.CLAIM_READS)
     assert needed <= projected
+
+
+def test_ended_index_projects_what_a_redrive_reads(template):
+    ended = next(g for g in jobs_table(template)["GlobalSecondaryIndexes"] if g["IndexName"] == keys.ENDED_INDEX)
+    assert set(keys.REDRIVE_READS) <= set(ended["Projection"]["NonKeyAttributes"])
 
 
 def test_stream_and_ttl(template):
@@ -139,5 +145,5 @@ def test_runtime_settings_live_in_globals(template):
         long_poll = spec.handler == "claim_job.handler"
         assert "Timeout" not in spec.properties or stream_consumer or long_poll, f"{spec.logical_id} overrides Timeout"
         if long_poll:
-            assert spec.properties["Timeout"] * 1000 >= Limits().wait_ms_max + service.LONG_POLL_MARGIN_MS
+            assert spec.properties["Timeout"] * 1000 >= Limits().wait_ms_max + LONG_POLL_MARGIN_MS
             assert spec.properties["Timeout"] < 30

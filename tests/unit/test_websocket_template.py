@@ -6,7 +6,7 @@ from __future__ import annotations
 import importlib.util
 from typing import Any
 
-from jobcore import live
+from jobcore.live import subscriptions as live
 from localcloud.functions import functions
 from localcloud.template import PROJECT_ROOT, tables
 from localcloud.websocket_api import websocket_apis

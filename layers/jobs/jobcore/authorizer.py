@@ -8,37 +8,34 @@ refused) since there is no function response to carry an error.
 
 from __future__ import annotations
 
-import os
 from collections.abc import Mapping
 from typing import Any
 
 from .auth import TokenPolicy, bearer, verify_token
 from .errors import Unauthorized
+from .settings import AuthSettings
 
 SECRET_MAX_AGE_S = 300
 
 
-def token_policy(env: Mapping[str, str] | None = None) -> TokenPolicy:
+def token_policy(settings: AuthSettings | None = None) -> TokenPolicy:
     """The secret from JOBS_JWT_SECRET, or the SSM SecureString named by JOBS_JWT_SECRET_PARAMETER."""
-    source = os.environ if env is None else env
-    secret = source.get("JOBS_JWT_SECRET") or None
-    parameter = source.get("JOBS_JWT_SECRET_PARAMETER")
-    if not secret and parameter:
+    settings = settings or AuthSettings.from_env()
+    secret = settings.secret
+    if not secret and settings.secret_parameter:
         from aws_lambda_powertools.utilities import parameters
 
-        secret = str(parameters.get_parameter(parameter, decrypt=True, max_age=SECRET_MAX_AGE_S))
-    return TokenPolicy(
-        secret=secret,
-        jwks_url=source.get("JOBS_JWKS_URL") or None,
-        issuer=source.get("JOBS_JWT_ISSUER") or None,
-        audience=source.get("JOBS_JWT_AUDIENCE") or None,
-    )
+        secret = str(parameters.get_parameter(settings.secret_parameter, decrypt=True, max_age=SECRET_MAX_AGE_S))
+    return TokenPolicy(secret=secret, jwks_url=settings.jwks_url, issuer=settings.issuer, audience=settings.audience)
 
 
 def token_of(event: Mapping[str, Any]) -> str:
+    """The bearer token of the Authorization header; for the WebSocket API's $connect (whose
+    event carries a methodArn) also `?token=`, since browsers cannot set headers on a
+    WebSocket. The HTTP API never reads tokens from URLs: they end up in logs."""
     headers = {str(k).lower(): str(v) for k, v in (event.get("headers") or {}).items()}
     token = bearer(headers.get("authorization"))
-    if not token:
+    if not token and "methodArn" in event:
         token = str((event.get("queryStringParameters") or {}).get("token") or "")
     return token
 

@@ -98,6 +98,22 @@ class DependencyFailed(Conflict):
     code = "dependency_failed"
 
 
+class DependencyPending(Conflict):
+    code = "dependency_pending"
+
+
+class NotRetryable(Conflict):
+    code = "not_retryable"
+
+
+class Duplicate(Conflict):
+    code = "duplicate"
+
+
+class QueuePaused(Conflict):
+    code = "queue_paused"
+
+
 class BatchConflict(Conflict):
     code = "batch_conflict"
 
@@ -140,6 +156,10 @@ ERRORS_BY_CODE: dict[str, type[JobsError]] = {
         RetriesExhausted,
         DeadlineExceeded,
         DependencyFailed,
+        DependencyPending,
+        NotRetryable,
+        Duplicate,
+        QueuePaused,
         BatchConflict,
         PayloadTooLarge,
         Throttled,

@@ -23,7 +23,3 @@ def new_job_id(created: datetime) -> str:
 
 def is_job_id(text: str) -> bool:
     return len(text) == 26 and all(c in _CROCKFORD for c in text)
-
-
-def new_token() -> str:
-    return os.urandom(16).hex()

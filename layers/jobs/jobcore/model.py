@@ -158,12 +158,3 @@ class Job:
         if with_lease_token:
             body["lease_token"] = self.lease_token
         return body
-
-
-def dump_json(value: JsonValue) -> str:
-    """Compact JSON text, as stored and as measured against the size limits."""
-    return json.dumps(value, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
-
-
-def json_size(value: JsonValue) -> int:
-    return len(dump_json(value).encode("utf-8"))

@@ -7,10 +7,7 @@ ALL_OLD``), so callers tell ``lease_lost`` from ``not_found`` without a second r
 
 from __future__ import annotations
 
-import base64
-import json
-import os
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any
@@ -19,7 +16,8 @@ from boto3.dynamodb.types import TypeDeserializer, TypeSerializer
 from botocore.config import Config
 from botocore.exceptions import ClientError
 
-from .errors import InvalidRequest, ServiceUnavailable, Throttled
+from .errors import ServiceUnavailable, Throttled
+from .keys import INDEX_KEYS
 
 if TYPE_CHECKING:
     from mypy_boto3_apigatewaymanagementapi import ApiGatewayManagementApiClient
@@ -27,13 +25,6 @@ if TYPE_CHECKING:
 
 Item = dict[str, Any]
 Key = dict[str, str]
-
-# Index names, as declared in template.yaml.
-QUEUE_INDEX = "queue-visible"
-OWNER_INDEX = "owner-created"
-TYPE_INDEX = "type-created"
-REF_INDEX = "ref-created"
-ALL_INDEX = "all-created"
 
 _THROTTLE_CODES = frozenset({"ProvisionedThroughputExceededException", "ThrottlingException", "RequestLimitExceeded"})
 _TRANSIENT_CODES = frozenset({"InternalServerError", "ServiceUnavailable", "TransactionInProgressException"})
@@ -52,11 +43,7 @@ def make_client(endpoint_url: str | None = None) -> DynamoDBClient:
         read_timeout=5,
         tcp_keepalive=True,
     )
-    return boto3.client(
-        "dynamodb",
-        endpoint_url=endpoint_url or os.environ.get("JOBS_DYNAMODB_ENDPOINT") or None,
-        config=config,
-    )
+    return boto3.client("dynamodb", endpoint_url=endpoint_url or None, config=config)
 
 
 def _plain(value: Any) -> Any:
@@ -140,26 +127,6 @@ def _expression_args(expr: Expr | None) -> dict[str, Any]:
     if expr.values:
         args["ExpressionAttributeValues"] = serialize(expr.values)
     return args
-
-
-def encode_cursor(index: str, last_key: Item) -> str:
-    payload = json.dumps({"i": index, "k": last_key}, separators=(",", ":"))
-    return base64.urlsafe_b64encode(payload.encode()).decode().rstrip("=")
-
-
-def decode_cursor(index: str, cursor: str) -> Item:
-    """The start key of the next page; a cursor of another listing is refused."""
-    try:
-        padded = cursor + "=" * (-len(cursor) % 4)
-        payload = json.loads(base64.urlsafe_b64decode(padded.encode()))
-        if not isinstance(payload, dict) or payload.get("i") != index or not isinstance(payload.get("k"), dict):
-            raise ValueError("cursor of another listing")
-        key: Item = payload["k"]
-        if not all(isinstance(k, str) and isinstance(v, (str, int)) for k, v in key.items()):
-            raise ValueError("bad key")
-        return key
-    except (ValueError, TypeError) as exc:
-        raise InvalidRequest.fields({"cursor": "not a cursor of this listing"}) from exc
 
 
 class TableStore:
@@ -308,6 +275,51 @@ class TableStore:
             self._raise_for(error)
         last = response.get("LastEvaluatedKey")
         return [deserialize(i) for i in response.get("Items", [])], (deserialize(last) if last else None)
+
+    def page(
+        self,
+        key_condition: str,
+        expr: Expr,
+        *,
+        index: str | None = None,
+        limit: int,
+        start_key: Item | None = None,
+        forward: bool = True,
+        filter_expression: str | None = None,
+        consistent: bool = False,
+    ) -> tuple[list[Item], Item | None]:
+        """One page of a Query: up to ``limit`` items, and the key to read on from exactly
+        when more exist (the one paging loop of the service).
+
+        It asks for one item more than the page holds, so that a full last page is not
+        followed by an empty one; a filter may drop items, so it reads on until full.
+        """
+        kept: list[Item] = []
+        start = start_key
+        while True:
+            found, last = self.query(
+                key_condition, expr, index=index, limit=limit + 1 - len(kept), start_key=start, forward=forward,
+                filter_expression=filter_expression, consistent=consistent,
+            )  # fmt: skip
+            kept.extend(found)
+            if len(kept) > limit or last is None:
+                break
+            start = last
+        if len(kept) <= limit:
+            return kept, None
+        kept = kept[:limit]
+        return kept, {name: kept[-1][name] for name in INDEX_KEYS[index]}
+
+    def pages(
+        self, key_condition: str, expr: Expr, *, index: str | None = None, page_size: int = 100, consistent: bool = False
+    ) -> Iterator[list[Item]]:
+        """Every item a Query selects, a page at a time."""
+        start: Item | None = None
+        while True:
+            found, start = self.query(key_condition, expr, index=index, limit=page_size, start_key=start, consistent=consistent)
+            yield found
+            if start is None:
+                return
 
     def scan(self, *, limit: int, start_key: Item | None = None) -> tuple[list[Item], Item | None]:
         """Only for delete-all and clean; never on a request path that serves a listing."""

@@ -1,20 +1,18 @@
 """The stream fan-out's Lambda handler: each stream record of the jobs table becomes
 messages to its subscribers (powertools BatchProcessor: a failed record is reported alone,
-the others are delivered). Apart from `live_api.py` so that the WebSocket routes do not
-import the batch utility (~35 ms of cold start).
-"""
+the others are delivered). Apart from websocket.py so that the WebSocket routes do not
+import the batch utility (~35 ms of cold start)."""
 
 from __future__ import annotations
 
 from dataclasses import asdict
 from typing import Any
 
-from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, process_partial_response
 from aws_lambda_powertools.utilities.data_classes.dynamo_db_stream_event import DynamoDBRecord
 
-from .api import metrics
-from .live_api import live, logger
+from .observability import flush_metrics, logger, metrics_counter
+from .wiring import wiring
 
 _processor = BatchProcessor(event_type=EventType.DynamoDBStreams)
 
@@ -23,7 +21,7 @@ def fan_out_handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
     """One stream batch of the jobs table to the subscribers' sockets; failed records are
     reported one by one (ReportBatchItemFailures)."""
     logger.clear_state()
-    batch = live.fan_out().batch()
+    batch = wiring.fan_out().batch()
 
     def deliver(record: DynamoDBRecord) -> int:
         return batch.deliver(record.raw_event)
@@ -34,5 +32,5 @@ def fan_out_handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
         report = batch.report
         logger.info("fan-out done", extra={"records": len(event.get("Records") or []), **asdict(report)})
         for name, value in (("UpdatesSent", report.sent), ("ConnectionsGone", report.gone), ("PostsFailed", report.failed)):
-            metrics.add_metric(name=name, unit=MetricUnit.Count, value=value)
-        metrics.flush_metrics()
+            metrics_counter(name, value)
+        flush_metrics()

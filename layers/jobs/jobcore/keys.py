@@ -5,7 +5,7 @@
 | job             | JOB#<id>               | JOB           |
 | message         | JOB#<id>               | MSG#<at>      |
 | unique guard    | UNIQ#<type>#<ref_id>   | UNIQ          |
-| idempotency key | IDEM#<principal>#<key> | IDEM          |
+| idempotency key | IDEM#<n>:<principal>#<key> | IDEM      |
 | queue name      | QUEUES                 | <type>        |
 
 A job and its messages share a partition key, so the stream keeps their order.
@@ -13,14 +13,39 @@ A job and its messages share a partition key, so the stream keeps their order.
 
 from __future__ import annotations
 
+import json
 import zlib
 from typing import Any
 
 from .model import JobState
 
 JOB_SK = "JOB"
+HISTORY_PREFIX = "H#"
+GUARD_SK = "UNIQ"
 MESSAGE_PREFIX = "MSG#"
 QUEUES_PK = "QUEUES"
+
+# Index names, as declared in template.yaml.
+QUEUE_INDEX = "queue-visible"
+OWNER_INDEX = "owner-created"
+TYPE_INDEX = "type-created"
+REF_INDEX = "ref-created"
+ENDED_INDEX = "queue-ended"
+ALL_INDEX = "all-created"
+# What a claim decides on, from the queue index alone (its projection holds them).
+CLAIM_READS = ("id", "state", "attempts", "max_retries", "execute_until", "cancel_requested", "depends_on", "expires_at")
+# What a redrive needs of each job it retries, from the queue-ended index alone.
+REDRIVE_READS = ("id", "type", "ref_id", "unique_key", "execute_until", "expires_at")
+# The attributes of each index's key, with the table's: what a Query page ends at.
+INDEX_KEYS: dict[str | None, tuple[str, ...]] = {
+    None: ("PK", "SK"),
+    QUEUE_INDEX: ("PK", "SK", "TPK", "QSK"),
+    OWNER_INDEX: ("PK", "SK", "OPK", "CSK"),
+    TYPE_INDEX: ("PK", "SK", "TPK", "CSK"),
+    REF_INDEX: ("PK", "SK", "RPK", "CSK"),
+    ALL_INDEX: ("PK", "SK", "APK", "CSK"),
+    ENDED_INDEX: ("PK", "SK", "TPK", "ESK"),
+}
 # all-created is spread over this many partitions: every job write lands in that index, and
 # one index partition takes about 1,000 writes/s (docs/reliability.md). A listing with no
 # owner or type filter reads them all and merges.
@@ -29,7 +54,7 @@ ALL_SHARDS = 8
 # Sorts after every id character, so "<time>#~" bounds all keys of that millisecond.
 KEY_HIGH = "~"
 
-INDEX_ATTRIBUTES = ("QSK", "OPK", "TPK", "RPK", "APK", "CSK")
+INDEX_ATTRIBUTES = ("QSK", "OPK", "TPK", "RPK", "APK", "CSK", "ESK")
 
 
 def job_key(job_id: str) -> dict[str, str]:
@@ -41,15 +66,42 @@ def message_key(job_id: str, at: str) -> dict[str, str]:
 
 
 def guard_key(job_type: str, ref_id: str) -> dict[str, str]:
-    return {"PK": f"UNIQ#{job_type}#{ref_id}", "SK": "UNIQ"}
+    # A type holds no "#": the first "#" after the prefix ends it, whatever ref_id holds.
+    return {"PK": f"UNIQ#{job_type}#{ref_id}", "SK": GUARD_SK}
 
 
 def idempotency_key(principal: str, key: str) -> dict[str, str]:
-    return {"PK": f"IDEM#{principal}#{key}", "SK": "IDEM"}
+    """Scoped to its principal without ambiguity: the principal's length comes first, so
+    ("svc", "x#y") and ("svc#x", "y") are different records."""
+    return {"PK": f"IDEM#{len(principal)}:{principal}#{key}", "SK": "IDEM"}
 
 
 def queue_name_key(job_type: str) -> dict[str, str]:
     return {"PK": QUEUES_PK, "SK": job_type}
+
+
+def history_pk(job_type: str) -> str:
+    return f"{HISTORY_PREFIX}{job_type}"
+
+
+def history_key(job_type: str, minute: str) -> dict[str, str]:
+    """A queue's counts of one minute (created, started, finished, failed, retried)."""
+    return {"PK": history_pk(job_type), "SK": minute}
+
+
+def _code(text: str) -> str:
+    return text.replace("%", "%25").replace("#", "%23")
+
+
+def ended_prefix(state: str, error_code: str | None = None) -> str:
+    """The start of the queue-ended sort key of jobs in a state (and with an error code)."""
+    return f"{state}#" if error_code is None else f"{state}#{_code(error_code)}#"
+
+
+def ended_key(state: str, error_code: str | None, completed: str, job_id: str) -> str:
+    """Sort key of the queue-ended index: a job that ended in error or was cancelled, by its
+    state, error code and time; redrive reads exactly the jobs it would retry."""
+    return f"{state}#{_code(error_code or '-')}#{completed}#{job_id}"
 
 
 def all_partition(job_id: str) -> str:
@@ -98,6 +150,9 @@ def index_attributes(job: dict[str, Any]) -> dict[str, Any]:
         attrs["QSK"] = visible_key(job["available_at"], job["id"])
     elif state is JobState.RUNNING:
         attrs["QSK"] = visible_key(job["locked_until"], job["id"])
+    if state in (JobState.ERROR, JobState.CANCELLED) and job.get("completed"):
+        code = json.loads(job["error"]).get("code") if isinstance(job.get("error"), str) else None
+        attrs["ESK"] = ended_key(state.value, code if state is JobState.ERROR else None, job["completed"], job["id"])
     if job.get("owner"):
         attrs["OPK"] = owner_partition(job["owner"])
     if job.get("ref_id"):

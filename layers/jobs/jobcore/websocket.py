@@ -1,10 +1,9 @@
-"""The Lambda side of live updates: WebSocket routes, and the services they share with the
-stream fan-out (`stream_api.py`).
+"""The WebSocket routes' Lambda side: ``handler = ws_route(operation)``.
 
-A WebSocket route module is one operation: ``handler = ws_route(operation)``. The wrapper
-reads the API Gateway WebSocket event, takes the caller from the `$connect` authorizer's
-context, runs the operation and answers with its reply (the routes are two-way) or with
-`{"type": "error", "error": {...}}` in the contract's error shape.
+The wrapper reads the API Gateway WebSocket event, takes the caller from the `$connect`
+authorizer's context, runs the operation and answers with its reply (the routes are
+two-way) or with `{"type": "error", "error": {...}}` in the contract's error shape. A frame
+that is not plain JSON (however nested or large) is an error reply, never a dropped socket.
 """
 
 from __future__ import annotations
@@ -14,49 +13,20 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from aws_lambda_powertools import Logger
-
-from . import api
-from .errors import InvalidJson, JobsError, Unauthorized
-from .live import FanOut, LiveService, LiveSettings
+from .commands.live import parse_topic
+from .errors import JobsError, Unauthorized
+from .live.messages import Topic
+from .live.subscriptions import Subscriptions
 from .model import Principal, Role
-from .store import SocketGateway, TableStore, make_client
-
-logger = Logger()
+from .observability import logger
+from .settings import Limits
+from .wire import decode_json
+from .wiring import wiring
 
 WsReply = dict[str, Any] | None
 INTERNAL_ERROR = {"error": {"code": "internal_error", "message": "internal error", "details": {}}}
 LambdaHandler = Callable[[dict[str, Any], Any], dict[str, Any]]
-
-
-class _Live:
-    """The live service and the fan-out, built on first use per container, kept warm."""
-
-    def __init__(self) -> None:
-        self._service: LiveService | None = None
-        self._fan_out: FanOut | None = None
-
-    def service(self) -> LiveService:
-        if self._service is None:
-            settings = LiveSettings.from_env()
-            self._service = LiveService(TableStore(make_client(), settings.connections_table), settings, jobs=api.services.get)
-        return self._service
-
-    def fan_out(self) -> FanOut:
-        if self._fan_out is None:
-            live = self.service()
-            endpoint = live.settings.websocket_endpoint
-            if not endpoint:
-                raise RuntimeError("JOBS_WEBSOCKET_ENDPOINT is not set")
-            self._fan_out = FanOut(live, SocketGateway(endpoint, max_parallel=live.settings.post_parallelism))
-        return self._fan_out
-
-    def set(self, service: LiveService | None, fan_out: FanOut | None = None) -> None:
-        """Tests and benchmarks hand in their own."""
-        self._service, self._fan_out = service, fan_out
-
-
-live = _Live()
+LIMITS = Limits()
 
 
 @dataclass
@@ -70,14 +40,14 @@ class WsRequest:
         return principal_of_connection(self.event.get("requestContext") or {})
 
     @property
-    def live(self) -> LiveService:
-        return live.service()
+    def subscriptions(self) -> Subscriptions:
+        return wiring.subscriptions()
 
-    def json(self) -> Any:
-        try:
-            return json.loads(str(self.event.get("body") or ""))
-        except json.JSONDecodeError as error:
-            raise InvalidJson(f"the message is not valid JSON: {error}") from None
+    def message(self) -> Any:
+        return decode_json(str(self.event.get("body") or ""), LIMITS, what="message")
+
+    def topic(self) -> Topic | None:
+        return parse_topic(self.message(), LIMITS)
 
 
 def principal_of_connection(context: Mapping[str, Any]) -> Principal:

@@ -1,0 +1,84 @@
+"""What every family of operations shares: the store, the settings, the clock, chance, and
+the counter of domain events."""
+
+from __future__ import annotations
+
+import random
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from .. import keys
+from ..clock import Clock, SystemClock, epoch_seconds, to_iso
+from ..observability import Counter, Recorder
+from ..settings import Limits, Settings
+from ..store import TableStore
+
+# A pause binds every claim that starts 2 s or more after the PATCH answered: a container
+# trusts what it read for less than that.
+SETTINGS_CACHE_S = 1.5
+
+
+@dataclass(frozen=True)
+class QueueSettings:
+    paused: bool = False
+    fifo: bool = False
+
+
+@dataclass
+class QueueSettingsCache:
+    """Each queue's paused and fifo, read at most every SETTINGS_CACHE_S per container."""
+
+    store: TableStore
+    clock: Clock
+    _entries: dict[str, tuple[datetime, QueueSettings]] = field(default_factory=dict)
+    _lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def of(self, job_type: str) -> QueueSettings:
+        now = self.clock.now()
+        with self._lock:
+            cached = self._entries.get(job_type)
+        if cached is not None and (now - cached[0]).total_seconds() < SETTINGS_CACHE_S:
+            return cached[1]
+        item = self.store.get(keys.queue_name_key(job_type)) or {}
+        found = QueueSettings(bool(item.get("paused", False)), bool(item.get("fifo", False)))
+        with self._lock:
+            self._entries[job_type] = (now, found)
+        return found
+
+    def forget(self, job_type: str) -> None:
+        with self._lock:
+            self._entries.pop(job_type, None)
+
+
+@dataclass
+class Context:
+    store: TableStore
+    settings: Settings
+    clock: Clock = field(default_factory=SystemClock)
+    rng: random.Random = field(default_factory=random.Random)
+    count: Counter = field(default_factory=Recorder)
+    # Queue names this container has registered already (see creating.queue_name_write).
+    known_queues: set[str] = field(default_factory=set)
+    # The key that seals list cursors, resolved when a listing first needs it.
+    cursor_key_source: Callable[[], bytes] | None = None
+    queue_settings: QueueSettingsCache = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.queue_settings = QueueSettingsCache(self.store, self.clock)
+
+    def cursor_key(self) -> bytes:
+        key = self.cursor_key_source() if self.cursor_key_source else self.settings.cursor_key
+        if not key:
+            raise RuntimeError("no key to seal list cursors: set JOBS_CURSOR_KEY or JOBS_CURSOR_SECRET_PARAMETER")
+        return key
+
+    @property
+    def limits(self) -> Limits:
+        return self.settings.limits
+
+
+def now_values(now: datetime) -> dict[str, object]:
+    """The values every condition may name for "now"."""
+    return {":now": to_iso(now), ":now_s": epoch_seconds(now)}

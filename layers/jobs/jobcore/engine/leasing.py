@@ -1,0 +1,385 @@
+"""Leases: start a job by id, claim the next of a queue (long poll included), extend, abort,
+complete and fail. Every write after a claim is conditional on the current lease token."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from .. import keys
+from ..clock import epoch_seconds, plus_ms, to_iso
+from ..commands.leases import AbortJob, ClaimJob, CompleteJob, ExtendLease, FailJob, StartJob
+from ..errors import (
+    AlreadyFinished,
+    DeadlineExceeded,
+    DependencyFailed,
+    DependencyPending,
+    NotFound,
+    QueuePaused,
+    RetriesExhausted,
+)
+from ..model import Job, JobState, Principal
+from ..rules import (
+    ABORT,
+    AT_VERSION,
+    CLAIM,
+    DEFER,
+    EXISTS,
+    FINISHED_DEPENDENCY,
+    HOLD,
+    RETIRE,
+    RETRY,
+    START,
+    START_WITH_DEPENDENCIES,
+    UNLEASED_ONLY,
+    CancelInstead,
+    EndsNow,
+    Refused,
+    Transition,
+    Unstartable,
+    startable_reason,
+)
+from ..store import Expr, Item, Write
+from ..wire import encode_json
+from .context import Context, now_values
+from .writes import TERMINAL_REMOVES, Change, ExtraWritesFailed, ended, load, terminal_sets, visible, write
+
+# A long poll stops this long before the function would time out: room for the last claim.
+LONG_POLL_MARGIN_MS = 2000
+# No claim max: every job passes the claim's own test (#attempts < :claim_max).
+NO_LIMIT = 10**9
+QUARANTINE_MESSAGES = {
+    RetriesExhausted.code: "the job was started as often as its max_retries allows",
+    DeadlineExceeded.code: "the job was not started before its execute_until deadline",
+    DependencyFailed.code: "a job this job depends on ended without finishing",
+}
+
+
+def new_token(attempt: int | None) -> str:
+    """A lease token. A claim's carries the attempt it was granted for, so that a failed
+    attempt's backoff is known without reading the job (conditions compare the whole token)."""
+    secret = os.urandom(16).hex()
+    return f"{attempt}-{secret}" if attempt is not None else secret
+
+
+def attempt_of(token: str) -> int | None:
+    head, _, rest = token.partition("-")
+    return int(head) if rest and head.isascii() and head.isdigit() and len(head) <= 6 else None
+
+
+def lease_sets(job_id: str, worker: str, timeout_ms: int, now: datetime, token: str) -> dict[str, Any]:
+    locked_until = to_iso(plus_ms(now, timeout_ms))
+    return {
+        "state": JobState.RUNNING.value,
+        "lease_token": token,
+        "lease_owner": worker,
+        "locked_until": locked_until,
+        "started": to_iso(now),
+        "QSK": keys.visible_key(locked_until, job_id),
+    }
+
+
+@dataclass
+class _DependencyCheck:
+    job_id: str
+    must_finish: bool = False  # one of the job's own depends_on
+    from_claim: bool = False  # named by the claim's depends
+    version: int | None = None
+
+
+def _dependency_writes(checks: list[_DependencyCheck], now: datetime) -> list[Write]:
+    """One check per dependency item (a transaction may touch an item once)."""
+    writes = []
+    for check in checks:
+        rule = FINISHED_DEPENDENCY if check.must_finish else (AT_VERSION if check.version is not None else EXISTS)
+        given = {**now_values(now), ":version": check.version}
+        e = Expr()
+        e.names.update(rule.names)
+        e.values.update(rule.values(given))
+        if check.must_finish and check.version is not None:  # both: finished, and at this version
+            e.names.update(AT_VERSION.names)
+            e.values.update(AT_VERSION.values(given))
+            condition = f"{rule.condition} AND #version = :version"
+        else:
+            condition = rule.condition
+        writes.append(Write("check", key=keys.job_key(check.job_id), condition=condition, expr=e))
+    return writes
+
+
+@dataclass
+class Leasing:
+    ctx: Context
+    # Claims that lost a candidate to another worker (a lost conditional write), since made.
+    conflicts: int = field(default=0)
+
+    # -- start ----------------------------------------------------------------------------
+    def start(self, principal: Principal, command: StartJob) -> Job:
+        """Lease one job by id: idle, pending, or running with an expired lease; its
+        dependencies finished and its queue not paused, exactly as for a claim. A read (its
+        queue and dependencies), then one write; a transaction with dependency checks."""
+        now = self.ctx.clock.now()
+        current = load(self.ctx, command.job_id, now)
+        if current is None:
+            raise NotFound(f"job {command.job_id} not found")
+        if self.ctx.queue_settings.of(current.type).paused:
+            raise QueuePaused(f"queue {current.type} is paused", {"type": current.type})
+        checks = [_DependencyCheck(dep, must_finish=True) for dep in current.depends_on]
+        rule = START_WITH_DEPENDENCIES if checks else START
+        token = new_token(current.attempts + 1)
+        job = self._start(command, rule, checks, token, command.worker or principal.sub, now)
+        self.ctx.count("JobsClaimed")
+        return job
+
+    def _start(self, command: StartJob, rule: Transition, checks: list[_DependencyCheck], token: str, worker: str,
+               now: datetime) -> Job:  # fmt: skip
+        change = Change(
+            sets=lease_sets(command.job_id, worker, command.timeout_ms, now, token),
+            increments=("attempts",),
+            extra=(lambda _: _dependency_writes(checks, now)) if checks else None,
+        )
+        try:
+            return write(self.ctx, command.job_id, rule, {}, change, now)
+        except Unstartable as unstartable:
+            self._raise_unstartable(command.job_id, unstartable.reason, now)
+            raise
+        except ExtraWritesFailed as failed:
+            self._dependencies_unmet(command.job_id, None, failed.reasons, checks, now)
+            raise DependencyPending(f"job {command.job_id} waits for a job it depends on") from None
+
+    def _raise_unstartable(self, job_id: str, reason: str, now: datetime) -> None:
+        """A job that may never start again is moved out of the queue, then reported."""
+        self.retire(job_id, reason, now)
+        if reason == "cancelled":
+            raise AlreadyFinished(f"job {job_id} was cancelled", {"state": JobState.CANCELLED.value})
+        if reason == DeadlineExceeded.code:
+            raise DeadlineExceeded(f"job {job_id} is past its deadline")
+        raise RetriesExhausted(f"job {job_id} was started as often as its max_retries allows")
+
+    def retire(self, job_id: str, reason: str, now: datetime) -> Job | None:
+        """Quarantine: a job that may never run again leaves the queue (`cancelled` for a
+        requested cancel, else `error` with the reason as its code). None when it changed."""
+        if reason == "cancelled":
+            sets = terminal_sets(self.ctx, job_id, JobState.CANCELLED.value, now)
+        else:
+            error = {"code": reason, "message": QUARANTINE_MESSAGES[reason]}
+            sets = terminal_sets(self.ctx, job_id, JobState.ERROR.value, now, error)
+        try:
+            job = write(self.ctx, job_id, RETIRE, {}, Change(sets=sets, removes=TERMINAL_REMOVES), now)
+        except (Refused, NotFound):
+            return None
+        return ended(self.ctx, job)
+
+    # -- claim ----------------------------------------------------------------------------
+    def claim(self, principal: Principal, command: ClaimJob, *, time_left_ms: int | None = None) -> Job | None:
+        """Lease the next available job of a queue, or None when there is none (after
+        waiting up to `wait_ms`, bounded by what is left of the function's time)."""
+        wait_ms = command.wait_ms
+        if time_left_ms is not None:
+            wait_ms = max(0, min(wait_ms, time_left_ms - LONG_POLL_MARGIN_MS))
+        give_up_at = plus_ms(self.ctx.clock.now(), wait_ms)
+        while True:
+            # A paused queue leases nothing; a long poll waits on, and takes work once resumed.
+            paused = self.ctx.queue_settings.of(command.type).paused
+            job = None if paused else self._claim_once(principal, command, self.ctx.clock.now())
+            if job is not None:
+                self.ctx.count("JobsClaimed")
+                return job
+            remaining_ms = (give_up_at - self.ctx.clock.now()).total_seconds() * 1000
+            if remaining_ms <= 0:
+                return None
+            self.ctx.clock.sleep(min(self.ctx.settings.poll_interval_ms, remaining_ms) / 1000)
+
+    def _claim_once(self, principal: Principal, command: ClaimJob, now: datetime) -> Job | None:
+        """Candidates from the queue index, oldest first, in pages. Jobs that may never run
+        again are quarantined on the way (up to a budget); jobs this claim's own max_retries
+        rules out are passed by. A page whose every candidate went to other workers or was
+        passed by counts against `claim_max_pages`: that bounds the reads of one claim, at
+        the price of answering "none" while a job its max_retries allows may still sit
+        behind more than that many pages of jobs it does not."""
+        settings = self.ctx.settings
+        fifo = self.ctx.queue_settings.of(command.type).fifo
+        bound = keys.visible_key(to_iso(now), keys.KEY_HIGH)
+        start_key: Item | None = None
+        pages_lost = 0
+        retired = 0
+        while pages_lost < settings.claim_max_pages and retired < settings.claim_retire_budget:
+            e = Expr()
+            condition = f"{e.n('TPK')} = {e.v(keys.type_partition(command.type))} AND {e.n('QSK')} <= {e.v(bound)}"
+            found, start_key = self.ctx.store.query(
+                condition, e, index=keys.QUEUE_INDEX, limit=settings.claim_candidates, start_key=start_key
+            )
+            usable: list[Item] = []
+            retired_before = retired
+            at = now_values(now)
+            for item in found:
+                if "expires_at" in item and int(item["expires_at"]) <= epoch_seconds(now):
+                    continue
+                reason = startable_reason(item, at)
+                if reason is not None:
+                    self.retire(str(item["id"]), reason, now)
+                    retired += 1
+                elif command.max_retries is None or int(item.get("attempts", 0)) < command.max_retries:
+                    usable.append(item)
+            # Random order among the oldest: concurrent workers rarely pick the same job. A fifo
+            # queue takes strictly the oldest first, and pays with conflicts (docs/benchmarks.md).
+            if not fifo:
+                self.ctx.rng.shuffle(usable)
+            for candidate in usable:
+                leased = self._try_lease(principal, command, candidate, now)
+                if leased is not None:
+                    return leased
+            if start_key is None:
+                return None
+            if retired == retired_before:
+                pages_lost += 1
+        return None
+
+    def _try_lease(self, principal: Principal, command: ClaimJob, candidate: Item, now: datetime) -> Job | None:
+        job_id = str(candidate["id"])
+        if any(dep.job_id == job_id for dep in command.depends):
+            return None  # a claim cannot depend on the job it would take
+        checks = {dep: _DependencyCheck(dep, must_finish=True) for dep in candidate.get("depends_on") or []}
+        for dep in command.depends:
+            entry = checks.setdefault(dep.job_id, _DependencyCheck(dep.job_id))
+            entry.from_claim, entry.version = True, dep.version
+        token = new_token(int(candidate.get("attempts", 0)) + 1)
+        given = {
+            ":queue": keys.type_partition(command.type),
+            ":bound": keys.visible_key(to_iso(now), keys.KEY_HIGH),
+            ":claim_max": command.max_retries or NO_LIMIT,
+        }
+        change = Change(
+            sets=lease_sets(job_id, command.worker or principal.sub, command.timeout_ms, now, token),
+            increments=("attempts",),
+            extra=(lambda _: _dependency_writes(list(checks.values()), now)) if checks else None,
+        )
+        try:
+            return write(self.ctx, job_id, CLAIM, given, change, now)
+        except Unstartable as unstartable:
+            self.retire(job_id, unstartable.reason, now)
+        except (Refused, NotFound):
+            self.conflicts += 1
+            self.ctx.count("LeaseConflicts")
+        except ExtraWritesFailed as failed:  # only dependency checks ride along with a lease
+            self._dependencies_unmet(job_id, candidate, failed.reasons, list(checks.values()), now)
+        return None
+
+    def _dependencies_unmet(
+        self,
+        job_id: str,
+        candidate: Item | None,
+        reasons: list[tuple[str, Item | None]],
+        checks: list[_DependencyCheck],
+        now: datetime,
+    ) -> None:
+        """reasons[0] is the job itself, then one per dependency check, in order."""
+        claim_failures = []
+        broken = unfinished = False
+        for check, (code, item) in zip(checks, reasons[1:], strict=False):
+            if code != "ConditionalCheckFailed":
+                continue
+            found = visible(item, now)
+            if check.from_claim and (found is None or (check.version is not None and found.version != check.version)):
+                reason = "not_found" if found is None else "version_mismatch"
+                claim_failures.append({"id": check.job_id, "reason": reason, "version": check.version})
+            elif check.must_finish:
+                if found is None or found.state in (JobState.ERROR, JobState.CANCELLED):
+                    broken = True
+                else:
+                    unfinished = True
+        if claim_failures:
+            raise DependencyFailed("a job this claim depends on is missing or changed", {"failures": claim_failures})
+        if broken:
+            self.retire(job_id, DependencyFailed.code, now)
+            if candidate is None:  # start: say so
+                raise DependencyFailed(f"a job job {job_id} depends on ended without finishing")
+        elif unfinished and candidate is not None:
+            self._defer(job_id, str(candidate.get("QSK", "")), now)
+
+    def _defer(self, job_id: str, seen: str, now: datetime) -> None:
+        """Put back a job whose dependencies are unfinished, so the head of the queue moves on."""
+        later = to_iso(plus_ms(now, self.ctx.settings.dependency_poll_ms))
+        change = Change(sets={"available_at": later, "QSK": keys.visible_key(later, job_id)})
+        with contextlib.suppress(Refused, NotFound):
+            write(self.ctx, job_id, DEFER, {":seen": seen}, change, now)
+
+    # -- the holder's writes --------------------------------------------------------------
+    def extend(self, principal: Principal, command: ExtendLease) -> Job:
+        now = self.ctx.clock.now()
+        locked_until = to_iso(plus_ms(now, command.timeout_ms))
+        change = Change(sets={"locked_until": locked_until, "QSK": keys.visible_key(locked_until, command.job_id)})
+        return write(self.ctx, command.job_id, HOLD, {":token": command.lease_token}, change, now)
+
+    def abort(self, principal: Principal, command: AbortJob) -> Job:
+        """Release a lease: back to pending, claimable now; the attempt stays counted. A job
+        asked to cancel is cancelled instead."""
+        now = self.ctx.clock.now()
+        change = Change(
+            sets={"state": JobState.PENDING.value, "available_at": to_iso(now),
+                  "QSK": keys.visible_key(to_iso(now), command.job_id)},
+            removes=("lease_token", "lease_owner", "locked_until"),
+        )  # fmt: skip
+        try:
+            return write(self.ctx, command.job_id, ABORT, {":token": command.lease_token}, change, now)
+        except CancelInstead:
+            return self._finish_held(command.job_id, command.lease_token, JobState.CANCELLED.value, now)
+
+    def _finish_held(self, job_id: str, token: str, state: str, now: datetime, *, error: dict[str, str] | None = None,
+                     result: Any = None, with_result: bool = False) -> Job:  # fmt: skip
+        sets = terminal_sets(self.ctx, job_id, state, now, error)
+        if with_result:
+            sets["result"] = encode_json(result)
+        job = write(self.ctx, job_id, HOLD, {":token": token}, Change(sets=sets, removes=TERMINAL_REMOVES), now)
+        return ended(self.ctx, job)
+
+    def complete(self, principal: Principal, command: CompleteJob) -> Job:
+        now = self.ctx.clock.now()
+        if command.lease_token is None:
+            sets = terminal_sets(self.ctx, command.job_id, JobState.FINISHED.value, now)
+            sets["result"] = encode_json(command.result)
+            change = Change(sets=sets, removes=("QSK", "locked_until", "error"))
+            return ended(self.ctx, write(self.ctx, command.job_id, UNLEASED_ONLY, {}, change, now))
+        try:
+            return self._finish_held(command.job_id, command.lease_token, JobState.FINISHED.value, now,
+                                     result=command.result, with_result=True)  # fmt: skip
+        except AlreadyFinished:
+            # A repeated complete from the worker that finished it answers as the first did
+            # (its result stays the first one).
+            finished = load(self.ctx, command.job_id, now)
+            if finished is not None and finished.state is JobState.FINISHED and finished.lease_token == command.lease_token:
+                return finished
+            raise
+
+    def fail(self, principal: Principal, command: FailJob) -> Job:
+        """A failed attempt: back to pending after a delay while it may run again (one
+        write), else `error`; a job asked to cancel ends cancelled."""
+        now = self.ctx.clock.now()
+        error = command.error_body
+        if not command.retry:
+            return self._finish_held(command.job_id, command.lease_token, JobState.ERROR.value, now, error=error)
+        attempt = attempt_of(command.lease_token) or 1
+        delay = command.retry_in_ms if command.retry_in_ms is not None else self._backoff_ms(attempt)
+        retry_at = to_iso(plus_ms(now, delay))
+        change = Change(
+            # failed_at: the queue's history counts this as a retry (engine/counting.py).
+            sets=lambda stamp: {"state": JobState.PENDING.value, "error": encode_json(error), "available_at": retry_at,
+                                "QSK": keys.visible_key(retry_at, command.job_id), "failed_at": stamp},
+            removes=("lease_token", "lease_owner", "locked_until"),
+        )  # fmt: skip
+        try:
+            job = write(self.ctx, command.job_id, RETRY, {":token": command.lease_token, ":retry_at": retry_at}, change, now)
+        except CancelInstead:
+            return self._finish_held(command.job_id, command.lease_token, JobState.CANCELLED.value, now, error=error)
+        except EndsNow:
+            return self._finish_held(command.job_id, command.lease_token, JobState.ERROR.value, now, error=error)
+        self.ctx.count("JobsRetried")
+        return job
+
+    def _backoff_ms(self, attempts: int) -> int:
+        """Exponential in the attempts made, capped, with "equal jitter": half fixed, half random."""
+        settings = self.ctx.settings
+        ceiling = min(settings.backoff_cap_ms, settings.backoff_base_ms * 2 ** max(0, min(attempts - 1, 30)))
+        return int(ceiling // 2 + self.ctx.rng.randint(0, ceiling - ceiling // 2))

@@ -1,0 +1,219 @@
+"""Reading: one job, its result, many by id, listings by filter, queues, a queue's claimable
+jobs, a job's messages. Each listing is a Query on the index its filters select, never a Scan;
+every page comes from the store's one paging helper, with a cursor sealed to the listing."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, Generic, TypeVar
+
+from .. import keys
+from ..clock import epoch_seconds, to_iso
+from ..commands.jobs import JobById, ListJobs
+from ..commands.status import ListMessages, ListQueueJobs, ListQueues
+from ..cursors import open_cursor, seal
+from ..errors import NotFinished, NotFound
+from ..model import Job, JobState, Principal
+from ..store import Expr, Item
+from .context import Context
+from .writes import visible
+
+T = TypeVar("T")
+
+
+@dataclass(frozen=True)
+class Page(Generic[T]):
+    data: list[T]
+    next_cursor: str | None
+
+
+@dataclass(frozen=True)
+class Message:
+    message: str
+    at: str
+
+    def to_wire(self) -> dict[str, str]:
+        return {"message": self.message, "at": self.at}
+
+
+def _not_expired(e: Expr, now: datetime) -> str:
+    return f"(attribute_not_exists({e.n('expires_at')}) OR {e.n('expires_at')} > {e.v(epoch_seconds(now))})"
+
+
+@dataclass
+class Listing:
+    ctx: Context
+
+    # -- one job ----------------------------------------------------------------------------
+    def load_for(self, principal: Principal, job_id: str) -> Job:
+        """The job, if the caller may see it: 404 for missing, expired and another user's."""
+        job = visible(self.ctx.store.get(keys.job_key(job_id)), self.ctx.clock.now())
+        if job is None or not principal.may_see(job.owner):
+            raise NotFound(f"job {job_id} not found")
+        return job
+
+    def get(self, principal: Principal, command: JobById) -> Job:
+        return self.load_for(principal, command.job_id)
+
+    def result(self, principal: Principal, command: JobById) -> Any:
+        job = self.load_for(principal, command.job_id)
+        if job.state is not JobState.FINISHED:
+            raise NotFinished(f"job {job.id} is {job.state.value}, not finished", {"state": job.state.value})
+        return job.result
+
+    def many(self, principal: Principal, ids: tuple[str, ...]) -> Page[Job]:
+        """These jobs, in the order asked, those missing or not the caller's left out."""
+        now = self.ctx.clock.now()
+        found = {str(i.get("id")): i for i in self.ctx.store.batch_get([keys.job_key(i) for i in dict.fromkeys(ids)])}
+        jobs = [visible(found.get(job_id), now) for job_id in ids]
+        return Page([j for j in jobs if j is not None and principal.may_see(j.owner)], None)
+
+    # -- pages --------------------------------------------------------------------------------
+    def _page(self, scope: str, cursor: str | None, read: Callable[[Item | None], tuple[list[Item], Item | None]]) -> Page[Item]:
+        start = open_cursor(self.ctx.cursor_key(), scope, cursor) if cursor else None
+        items, next_start = read(start)
+        return Page(items, seal(self.ctx.cursor_key(), scope, next_start) if next_start else None)
+
+    def messages(self, principal: Principal, command: ListMessages) -> Page[Message]:
+        self.load_for(principal, command.job_id)
+        e = Expr()
+        condition = (
+            f"{e.n('PK')} = {e.v(keys.job_key(command.job_id)['PK'])} AND begins_with({e.n('SK')}, {e.v(keys.MESSAGE_PREFIX)})"
+        )
+        page = self._page(
+            f"messages|{command.job_id}|{principal.sub}",
+            command.cursor,
+            lambda start: self.ctx.store.page(condition, e, limit=command.limit, start_key=start, consistent=True),
+        )
+        return Page([Message(str(i["message"]), str(i["at"])) for i in page.data], page.next_cursor)
+
+    def list_jobs(self, principal: Principal, command: ListJobs) -> Page[Job]:
+        """Newest first, from the index its filters select; a user sees only own jobs."""
+        if command.ids is not None:
+            return self.many(principal, command.ids)
+        now = self.ctx.clock.now()
+        owner = command.owner
+        if principal.is_user:
+            if owner is not None and owner != principal.sub:
+                return Page([], None)
+            owner = principal.sub
+        # Both bounds inclusive: "<time>#~" sorts after every id created in that millisecond.
+        low = to_iso(command.created_from) if command.created_from else None
+        high = to_iso(command.created_to) + "#" + keys.KEY_HIGH if command.created_to else None
+        if low and high and low > high:
+            return Page([], None)  # DynamoDB refuses a BETWEEN whose bounds are reversed
+        scope = "|".join(
+            ["jobs", principal.sub, *(str(x) for x in (command.type, command.ref_id, owner, command.state, low, high))]
+        )
+        if owner is None and command.type is None:
+            return self._list_all(command, scope, low, high, now)
+        e = Expr()
+        filters = [_not_expired(e, now)]
+        if command.state is not None:
+            filters.append(f"{e.n('state')} = {e.v(command.state)}")
+        if owner is not None:
+            index, partition_attr, partition = keys.OWNER_INDEX, "OPK", keys.owner_partition(owner)
+            if command.type is not None:
+                filters.append(f"{e.n('type')} = {e.v(command.type)}")
+            if command.ref_id is not None:
+                filters.append(f"{e.n('ref_id')} = {e.v(command.ref_id)}")
+        elif command.type is not None and command.ref_id is not None:
+            index, partition_attr, partition = keys.REF_INDEX, "RPK", keys.ref_partition(command.type, command.ref_id)
+        else:
+            assert command.type is not None
+            index, partition_attr, partition = keys.TYPE_INDEX, "TPK", keys.type_partition(command.type)
+        condition = f"{e.n(partition_attr)} = {e.v(partition)}" + _created_range(e, low, high)
+        page = self._page(
+            scope,
+            command.cursor,
+            lambda start: self.ctx.store.page(
+                condition,
+                e,
+                index=index,
+                limit=command.limit,
+                start_key=start,
+                forward=False,
+                filter_expression=" AND ".join(filters),
+            ),
+        )
+        return Page([Job.from_item(i) for i in page.data], page.next_cursor)
+
+    def _list_all(self, command: ListJobs, scope: str, low: str | None, high: str | None, now: datetime) -> Page[Job]:
+        """No owner or type: one page from each all-created partition, merged newest first.
+        The cursor is the last job's CSK: the next page reads below it."""
+        after = str(open_cursor(self.ctx.cursor_key(), scope, command.cursor).get("CSK", "")) if command.cursor else None
+        upper = min(high, after) if high and after else (after or high)
+        if low and upper and low > upper:
+            return Page([], None)
+        found: list[Item] = []
+        for partition in keys.all_partitions():
+            e = Expr()
+            filters = [_not_expired(e, now)]
+            if command.state is not None:
+                filters.append(f"{e.n('state')} = {e.v(command.state)}")
+            if command.ref_id is not None:
+                filters.append(f"{e.n('ref_id')} = {e.v(command.ref_id)}")
+            condition = f"{e.n('APK')} = {e.v(partition)}" + _created_range(e, low, upper)
+            # One more than the page: the item at the cursor itself comes back (the bound is
+            # inclusive) and is dropped below.
+            items, _ = self.ctx.store.page(condition, e, index=keys.ALL_INDEX, limit=command.limit + 1, forward=False,
+                                           filter_expression=" AND ".join(filters))  # fmt: skip
+            found += [i for i in items if i["CSK"] != after]
+        found.sort(key=lambda i: str(i["CSK"]), reverse=True)
+        kept = found[: command.limit]
+        next_cursor = seal(self.ctx.cursor_key(), scope, {"CSK": kept[-1]["CSK"]}) if len(found) > command.limit else None
+        return Page([Job.from_item(i) for i in kept], next_cursor)
+
+    # -- queues -------------------------------------------------------------------------------
+    def queues(self, principal: Principal, command: ListQueues) -> Page[str]:
+        """Queue names (taskstore groups), in name order."""
+        e = Expr()
+        condition = f"{e.n('PK')} = {e.v(keys.QUEUES_PK)}"
+        page = self._page(
+            f"queues|{principal.sub}",
+            command.cursor,
+            lambda start: self.ctx.store.page(condition, e, limit=command.limit, start_key=start),
+        )
+        return Page([str(i["type"]) for i in page.data], page.next_cursor)
+
+    def queue_jobs(self, principal: Principal, command: ListQueueJobs) -> Page[Job]:
+        """Claimable jobs of a queue, oldest first; `include_leased` adds running ones."""
+        now = self.ctx.clock.now()
+        bound = keys.visible_key(to_iso(now), keys.KEY_HIGH)
+        e = Expr()
+        condition = f"{e.n('TPK')} = {e.v(keys.type_partition(command.type))}"
+        filters = [_not_expired(e, now)]
+        if command.include_leased:
+            filters.append(f"({e.n('QSK')} <= {e.v(bound)} OR {e.n('state')} = {e.v(JobState.RUNNING.value)})")
+        else:
+            condition += f" AND {e.n('QSK')} <= {e.v(bound)}"
+        page = self._page(
+            f"queue-jobs|{command.type}|{command.include_leased}|{principal.sub}",
+            command.cursor,
+            lambda start: self.ctx.store.page(
+                condition,
+                e,
+                index=keys.QUEUE_INDEX,
+                limit=command.limit,
+                start_key=start,
+                filter_expression=" AND ".join(filters),
+            ),
+        )
+        # The queue index holds only what claims need: fetch the jobs themselves.
+        by_id = (
+            {i["id"]: i for i in self.ctx.store.batch_get([keys.job_key(str(i["id"])) for i in page.data])} if page.data else {}
+        )
+        jobs = [visible(by_id.get(i["id"]), now) for i in page.data]
+        return Page([j for j in jobs if j is not None], page.next_cursor)
+
+
+def _created_range(e: Expr, low: str | None, high: str | None) -> str:
+    if low and high:
+        return f" AND {e.n('CSK')} BETWEEN {e.v(low)} AND {e.v(high)}"
+    if low:
+        return f" AND {e.n('CSK')} >= {e.v(low)}"
+    if high:
+        return f" AND {e.n('CSK')} <= {e.v(high)}"
+    return ""
