@@ -5,9 +5,10 @@ first --jobs jobs in one queue, then the same number spread over --queues queues
 split evenly). Measured: jobs per second, claim latency (p50, p99), conflicts per successful
 claim (conditional writes a claim lost to another worker, from the claim function's
 LeaseConflicts metric), and duplicates (a job leased twice: must be 0). Results go to
-docs/benchmarks.md.
+docs/benchmarks.md. With --fifo, the one-queue run is repeated on a fifo queue (claims take
+strictly the oldest visible job), to show what strict order costs in conflicts.
 
-    .venv/bin/python bench/claim_load.py [--jobs 2000] [--workers 16] [--queues 4]
+    .venv/bin/python bench/claim_load.py [--jobs 2000] [--workers 16] [--queues 4] [--fifo]
 """
 
 from __future__ import annotations
@@ -83,9 +84,14 @@ def fill(local: LocalService, queues: list[str], total: int) -> None:
         list(pool.map(create, [(queue, n) for queue in queues for n in range(per_queue)]))
 
 
-def run(local: LocalService, total: int, workers: int, queue_count: int) -> dict[str, Any]:
+def run(local: LocalService, total: int, workers: int, queue_count: int, *, fifo: bool = False) -> dict[str, Any]:
     queues = [f"load-{uuid.uuid4().hex[:6]}-{i}" for i in range(queue_count)]
     fill(local, queues, total)
+    for queue in queues if fifo else []:
+        reply = local.request("PATCH", f"/v1/queues/{queue}", token=local.token("service", "svc-bench"), body={"fifo": True})
+        assert reply.status == 200 and reply.body["fifo"], reply.body
+    if fifo:
+        time.sleep(2)  # every container's settings cache (1.5 s) has seen it
     conflicts_before = conflicts_logged(local)
     context = multiprocessing.get_context("spawn")
     results, start = context.Queue(), context.Event()
@@ -109,6 +115,7 @@ def run(local: LocalService, total: int, workers: int, queue_count: int) -> dict
     conflicts = conflicts_logged(local) - conflicts_before
     return {
         "queues": queue_count,
+        "fifo": fifo,
         "jobs": sum(leased.values()),
         "distinct": len(leased),
         "duplicates": sum(n - 1 for n in leased.values()),
@@ -127,16 +134,18 @@ def main() -> None:
     parser.add_argument("--workers", type=int, default=16)
     parser.add_argument("--queues", type=int, default=4)
     parser.add_argument("--concurrency", type=int, default=8, help="local worker processes per function")
+    parser.add_argument("--fifo", action="store_true", help="also one fifo queue")
     parser.add_argument("--out", type=Path, default=ROOT / "docs" / "benchmarks.md")
     args = parser.parse_args()
     rows = []
-    for queue_count in (1, args.queues):  # a fresh local cloud each: moto slows as its table grows
+    runs = [(1, False), (args.queues, False)] + ([(1, True)] if args.fifo else [])
+    for queue_count, fifo in runs:  # a fresh local cloud each: moto slows as its table grows
         with tempfile.TemporaryDirectory() as directory:
             # JOBS_LOG=json: the claim function's LeaseConflicts metric is read from its log lines.
             env = {"JOBS_LOCAL_CONCURRENCY": str(args.concurrency), "JOBS_LOG": "json"}
             local = start_local_service(Path(directory), extra_env=env)
             try:
-                row = run(local, args.jobs, args.workers, queue_count)
+                row = run(local, args.jobs, args.workers, queue_count, fifo=fifo)
             finally:
                 stop_local_service(local)
         print(json.dumps(row))
@@ -149,19 +158,21 @@ def write_report(args: argparse.Namespace, rows: list[dict[str, Any]]) -> None:
         "## Claims under load",
         "",
         f"Measured {datetime.now(UTC):%Y-%m-%d} by `bench/claim_load.py --jobs {args.jobs} --workers {args.workers}"
-        f" --queues {args.queues} --concurrency {args.concurrency}`: {args.workers} worker processes, each a",
+        f" --queues {args.queues} --concurrency {args.concurrency}{' --fifo' if args.fifo else ''}`:"
+        f" {args.workers} worker processes, each a",
         "`JobsClient`, claim (no long poll) and complete through the local cloud's HTTP API until",
         f"the queue is empty; the local cloud runs {args.concurrency} processes per function on this",
         "2-core machine and one locked moto server, so jobs/s and latency are this machine's, not",
         "AWS's. Conflicts (conditional writes a claim lost to another worker, the claim",
         "function's `LeaseConflicts` metric) and duplicates do not depend on the machine.",
         "",
-        "| queues | jobs | jobs/s | claim p50 | claim p99 | conflicts per claim | duplicates |",
-        "|---:|---:|---:|---:|---:|---:|---:|",
+        "| queues | order | jobs | jobs/s | claim p50 | claim p99 | conflicts per claim | duplicates |",
+        "|---:|---|---:|---:|---:|---:|---:|---:|",
     ]
     for r in rows:
         lines.append(
-            f"| {r['queues']} | {r['distinct']} | {r['jobs_per_s']:.0f} | {r['p50_ms']:.0f} ms | {r['p99_ms']:.0f} ms"
+            f"| {r['queues']} | {'fifo' if r.get('fifo') else 'random among 16'} | {r['distinct']}"
+            f" | {r['jobs_per_s']:.0f} | {r['p50_ms']:.0f} ms | {r['p99_ms']:.0f} ms"
             f" | {r['conflicts_per_claim']:.2f} | {r['duplicates']} |"
         )
     lines += [
@@ -170,9 +181,23 @@ def write_report(args: argparse.Namespace, rows: list[dict[str, Any]]) -> None:
         "its head gives about 15 with 16 workers) and no duplicates. A claim picks at random among",
         "the 16 oldest visible jobs (`claim_candidates`), so 16 concurrent workers mostly take",
         "different jobs. Conflicts counted: "
-        + "; ".join(f"{r['conflicts']} in {r['jobs']} claims over {r['queues']} queue(s)" for r in rows)
+        + "; ".join(
+            f"{r['conflicts']} in {r['jobs']} claims over {r['queues']} queue(s){' (fifo)' if r.get('fifo') else ''}"
+            for r in rows
+        )
         + ".",
     ]
+    fifo = next((r for r in rows if r.get("fifo")), None)
+    plain = next((r for r in rows if r["queues"] == 1 and not r.get("fifo")), None)
+    if fifo and plain:
+        lines += [
+            "",
+            f"A fifo queue (`PATCH /v1/queues/{{type}}` `fifo: true`) gives strict order at the price of"
+            f" {fifo['conflicts_per_claim']:.2f} conflicts per claim instead of {plain['conflicts_per_claim']:.2f}"
+            f" ({fifo['jobs_per_s'] / max(plain['jobs_per_s'], 1e-9):.2f}x the jobs/s): every worker goes for the",
+            "same head job, and each lost write costs a claim another Query and UpdateItem. Use it for",
+            "few workers, or where order matters more than throughput.",
+        ]
     write_section(args.out, "claim-load", lines)
 
 

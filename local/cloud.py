@@ -142,7 +142,15 @@ class LocalCloud:
         return tuple(found)
 
     def _runtimes(self, resolver: Resolver) -> None:
+        from .iam import Policy, UnsupportedPolicy, policy_of
+
         for spec in functions(self.template, self.root).values():
+            policy: Policy | None
+            try:  # each function may call only what its role allows, as in AWS
+                policy = policy_of(spec, resolver)
+            except UnsupportedPolicy as error:
+                policy = None
+                self.log(f"[local] {spec.logical_id}: IAM policy not enforced: {error}")
             config = FunctionConfig(
                 name=spec.logical_id,
                 code_dir=spec.code_uri,
@@ -152,6 +160,7 @@ class LocalCloud:
                 timeout_s=float(function_setting(self.template, spec.properties, "Timeout", 3)),
                 memory_mb=int(function_setting(self.template, spec.properties, "MemorySize", 128)),
                 echo_logs=self.config.log_format == "json",
+                policy=policy,
             )
             self.runtimes[spec.logical_id] = FunctionRuntime(config, max_concurrency=self.config.max_concurrency)
 

@@ -32,6 +32,8 @@ class CloudConfig:
     # "compact": one line per request, a function's own lines only when it failed;
     # "json": every line every function prints (powertools' structured logs, metrics).
     log_format: str = "compact"
+    # Tests only: function -> how many of its successful stream invocations to fail.
+    stream_faults: dict[str, int] = field(default_factory=dict)
 
     @classmethod
     def from_env(cls) -> CloudConfig:
@@ -46,6 +48,11 @@ class CloudConfig:
             template_path=Path(env["JOBS_TEMPLATE"]) if env.get("JOBS_TEMPLATE") else TEMPLATE_PATH,
             parameters=dict(pair.split("=", 1) for pair in env.get("JOBS_PARAMETERS", "").split(",") if "=" in pair),
             log_format="json" if env.get("JOBS_LOG", "").lower() == "json" else "compact",
+            stream_faults={
+                name: int(count)
+                for name, _, count in (p.partition("=") for p in env.get("JOBS_LOCAL_STREAM_FAULTS", "").split(","))
+                if name and count.isdigit()
+            },
         )
 
 

@@ -46,6 +46,8 @@ import heapq
 import itertools
 import json
 import threading
+import time
+import uuid
 from collections import OrderedDict, deque
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
@@ -797,6 +799,14 @@ def _make_update_expression(cls: type[UpdateExpressionParser], expression: str) 
 # ==========================================================================================
 # streams
 # ==========================================================================================
+def _shard_init(self: StreamShard, account_id: str, table: Table) -> None:
+    """A shard id of its own, as in AWS: moto gives every shard of every table the same id,
+    so a reader that keeps a mark per shard (queue counts) would take a table made again
+    (a restart with persisted data) for the shard it already read."""
+    _original(StreamShard, "__init__")(self, account_id, table)
+    self.id = f"shardId-{time.time_ns() // 1_000_000:020d}-{uuid.uuid4().hex[:8]}"
+
+
 def _shard_add(self: StreamShard, old: Item | None, new: Item | None) -> None:
     _original(StreamShard, "add")(self, old, new)
     _trim(self)
@@ -867,6 +877,7 @@ _PATCHES: list[tuple[Any, str, Any]] = [
     (SecondaryIndex, "project", _project),
     (ConditionExpressionParser, "_lex_condition_expression", _lex_condition_expression),
     (UpdateExpressionParser, "make", classmethod(_make_update_expression)),
+    (StreamShard, "__init__", _shard_init),
     (StreamShard, "add", _shard_add),
     (StreamShard, "get", _shard_get),
     (streams_models.DynamoDBStreamsBackend, "__init__", _streams_backend_init),

@@ -5,7 +5,15 @@ every shard of its table's stream in order and invokes the function with batches
 shape AWS sends, honouring BatchSize, MaximumBatchingWindowInSeconds,
 FunctionResponseTypes [ReportBatchItemFailures], MaximumRetryAttempts,
 BisectBatchOnFunctionError and DestinationConfig.OnFailure (an SQS queue): a poison record
-ends in the destination and never blocks its shard.
+ends in the destination and never blocks its shard. FilterCriteria patterns (exact values,
+nested) drop the records they do not match before batching. TumblingWindowInSeconds adds
+`shardId`, `window`, `state` (what the function last returned for the window) and
+`isFinalInvokeForWindow` to each event and requires `state` in the answer; the window's
+final invoke (with no records) is not made.
+
+Faults for tests (JOBS_LOCAL_STREAM_FAULTS, "Function=n,..."): the next n invocations of a
+function that succeed are treated as failed, as when Lambda times out after the function
+did its work: the batch is delivered again (bisected, if the mapping says so).
 
 The TTL sweeper deletes items whose TTL attribute has passed (moto never does), so REMOVE
 records flow as in AWS; their records carry the TTL service's `userIdentity`.
@@ -18,6 +26,7 @@ import json
 import os
 import threading
 import time
+from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -31,6 +40,8 @@ if TYPE_CHECKING:
 
 POLL_INTERVAL_S = 0.05
 TTL_SWEEP_INTERVAL_S = float(os.environ.get("JOBS_LOCAL_TTL_SWEEP_S", "5"))
+# TTL delete records remembered for the stream's other mappings (the newest are enough).
+TTL_RECORDS_KEPT = 100_000
 TTL_IDENTITY = {"type": "Service", "principalId": "dynamodb.amazonaws.com"}
 RETRY_CAP = 10_000  # MaximumRetryAttempts -1 means "until the record expires": capped here
 
@@ -46,6 +57,20 @@ class StreamMapping:
     bisect: bool = False
     on_failure: str | None = None
     starting_position: str = "LATEST"
+    tumbling_window_s: int = 0
+    filters: tuple[str, ...] = ()  # FilterCriteria patterns, JSON; a record passes if one matches
+
+    def passes(self, record: dict[str, Any]) -> bool:
+        return not self.filters or any(_matches(json.loads(p), record) for p in self.filters)
+
+
+def _matches(pattern: Any, value: Any) -> bool:
+    """An event filter pattern's subset: objects nest, a list names the values allowed."""
+    if isinstance(pattern, dict):
+        return isinstance(value, dict) and all(_matches(p, value.get(k)) for k, p in pattern.items())
+    if isinstance(pattern, list):
+        return value in pattern
+    raise ValueError(f"unsupported filter pattern {pattern!r}")
 
 
 def stream_mappings(template: dict[str, Any]) -> list[StreamMapping]:
@@ -74,9 +99,15 @@ def stream_mappings(template: dict[str, Any]) -> list[StreamMapping]:
                     bisect=bool(props.get("BisectBatchOnFunctionError", False)),
                     on_failure=json.dumps(destination) if isinstance(destination, dict) else destination,
                     starting_position=str(props.get("StartingPosition", "LATEST")),
+                    tumbling_window_s=int(props.get("TumblingWindowInSeconds", 0)),
+                    filters=tuple(str(f["Pattern"]) for f in (props.get("FilterCriteria") or {}).get("Filters") or []),
                 )
             )
     return found
+
+
+def _iso(seconds: int) -> str:
+    return datetime.fromtimestamp(seconds, UTC).isoformat().replace("+00:00", "Z")
 
 
 def _key_of(keys: dict[str, Any]) -> str:
@@ -88,8 +119,14 @@ class _Sources:
         self.stage = stage
         self.stop_event = threading.Event()
         self.ttl_deleted: dict[str, set[str]] = {}  # table -> keys the sweeper deleted
+        # Stream records of the sweeper's deletes, by (table, sequence number): every mapping
+        # of the stream sees them as TTL deletes, not only the first to read them.
+        self.ttl_records: OrderedDict[tuple[str, str], None] = OrderedDict()
         self.lock = threading.Lock()
         self.threads: list[threading.Thread] = []
+        self.faults = dict(stage.config.stream_faults)
+        # Tumbling windows: per (function, shard), the window's start and its state.
+        self.windows: dict[tuple[str, str], tuple[int, Any]] = {}
 
     def log(self, line: str) -> None:
         self.stage.log(line)
@@ -137,7 +174,7 @@ class _Sources:
                 raw = self._read(streams, arn, shard, position)
                 if raw:
                     positions[shard] = raw[-1]["dynamodb"]["SequenceNumber"]
-                records = [self._record(r, arn, table_name) for r in raw]
+                records = [r for r in (self._record(r, arn, table_name) for r in raw) if mapping.passes(r)]
                 if records:
                     first_seen.setdefault(shard, time.monotonic())
                 pending[shard] += records
@@ -145,7 +182,7 @@ class _Sources:
                     len(pending[shard]) >= mapping.batch_size or time.monotonic() - first_seen.get(shard, 0) >= mapping.window_s
                 ):
                     batch, pending[shard] = pending[shard][: mapping.batch_size], pending[shard][mapping.batch_size :]
-                    self.deliver(mapping, batch)
+                    self.deliver(mapping, batch, shard)
                 if not pending[shard]:
                     first_seen.pop(shard, None)
             self.stop_event.wait(POLL_INTERVAL_S)
@@ -160,21 +197,60 @@ class _Sources:
         record["eventSourceARN"] = arn
         if record.get("eventName") == "REMOVE":
             key = _key_of(record["dynamodb"].get("Keys", {}))
+            sequence = (table_name, str(record["dynamodb"].get("SequenceNumber", "")))
             with self.lock:
                 swept = self.ttl_deleted.get(table_name, set())
                 if key in swept:
                     swept.discard(key)
+                    self.ttl_records[sequence] = None
+                    while len(self.ttl_records) > TTL_RECORDS_KEPT:
+                        self.ttl_records.popitem(last=False)
+                if sequence in self.ttl_records:
                     record["userIdentity"] = dict(TTL_IDENTITY)
         return record
 
-    def deliver(self, mapping: StreamMapping, batch: list[dict[str, Any]]) -> None:
+    def _event(self, mapping: StreamMapping, records: list[dict[str, Any]], shard: str) -> dict[str, Any]:
+        event: dict[str, Any] = {"Records": records}
+        if mapping.tumbling_window_s:
+            size = mapping.tumbling_window_s
+            start = int(time.time()) // size * size
+            opened, state = self.windows.get((mapping.function, shard), (start, {}))
+            if opened != start:
+                state = {}
+            self.windows[(mapping.function, shard)] = (start, state)
+            event.update({
+                "window": {"start": _iso(start), "end": _iso(start + size)}, "state": state, "shardId": shard,
+                "eventSourceARN": records[0]["eventSourceARN"] if records else None,
+                "isFinalInvokeForWindow": False, "isWindowTerminatedEarly": False,
+            })  # fmt: skip
+        return event
+
+    def _faulted(self, mapping: StreamMapping) -> bool:
+        """Whether a fault is injected into this (successful) invocation."""
+        with self.lock:
+            left = self.faults.get(mapping.function, 0)
+            if left > 0:
+                self.faults[mapping.function] = left - 1
+                return True
+        return False
+
+    def deliver(self, mapping: StreamMapping, batch: list[dict[str, Any]], shard: str = "local") -> None:
         """Invoke until the batch succeeds; failed records go to the destination, then on."""
         queue = [batch]
         while queue and not self.stop_event.is_set():
             records = queue.pop(0)
             attempts = 0
             while records:
-                outcome = self.stage.runtimes[mapping.function].invoke({"Records": records})
+                outcome = self.stage.runtimes[mapping.function].invoke(self._event(mapping, records, shard))
+                if outcome.ok and mapping.tumbling_window_s:
+                    if not isinstance(outcome.payload, dict) or "state" not in outcome.payload:
+                        outcome.ok, outcome.error_message = False, "a tumbling window's answer must hold state"
+                    else:
+                        key = (mapping.function, shard)
+                        self.windows[key] = (self.windows[key][0], outcome.payload["state"])
+                if outcome.ok and self._faulted(mapping):
+                    outcome.ok, outcome.error_message = False, "injected fault (JOBS_LOCAL_STREAM_FAULTS)"
+                    self.log(f"[streams] {mapping.function}: {len(records)} record(s) done, but failed by an injected fault")
                 failed_from = self._failed_from(mapping, outcome, records)
                 if failed_from is None:
                     if self.stage.config.log_format == "json":

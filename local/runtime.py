@@ -25,7 +25,9 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from multiprocessing.connection import Connection
 from pathlib import Path
-from typing import Any, TextIO
+from typing import Any, TextIO, cast
+
+from .iam import Policy, denial_error, first_denied, requests_of
 
 LogSink = Callable[[str, str], None]
 PARENT_CHECK_S = 0.5
@@ -44,6 +46,8 @@ class FunctionConfig:
     memory_mb: int = 128
     # True: print the function's lines as they come; False: return them with each result.
     echo_logs: bool = True
+    # The role's policy: an SDK call it does not allow fails as in AWS. None: not enforced.
+    policy: Policy | None = None
 
 
 @dataclass
@@ -116,6 +120,28 @@ def _exit_with_parent(parent: int) -> None:
     threading.Thread(target=watch, name="parent-watch", daemon=True).start()
 
 
+def _enforce_policy(function_name: str, policy: Policy) -> None:
+    """Make every botocore call of this process check the policy first, and fail as AWS
+    does (AccessDeniedException, before anything is sent) when it does not allow it."""
+    from botocore.client import BaseClient
+    from botocore.exceptions import ClientError
+
+    original = BaseClient._make_api_call  # type: ignore[attr-defined]  # private: not in the stubs
+
+    def checked(self: BaseClient, operation_name: str, api_params: dict[str, Any]) -> Any:
+        service = self.meta.service_model.service_name
+        api = policy.connections_api(self.meta.endpoint_url) if service == "apigatewaymanagementapi" else ("", "")
+        denied = first_denied(policy, requests_of(service, operation_name, api_params, connections_api=api))
+        if denied is not None:
+            response = denial_error(service, function_name, policy, *denied)
+            # The modeled exception class of the code when the service has one, as botocore raises.
+            error_class = cast("type[ClientError]", self.exceptions.from_code(response["Error"]["Code"]))
+            raise error_class(response, operation_name)  # type: ignore[arg-type]
+        return original(self, operation_name, api_params)
+
+    setattr(BaseClient, "_make_api_call", checked)  # noqa: B010 (mypy: no assigning to a method)
+
+
 def _worker_main(connection: Connection, config: FunctionConfig, parent: int) -> None:
     """The worker process: set the stage as Lambda does, then invoke on request."""
     _exit_with_parent(parent)
@@ -127,6 +153,8 @@ def _worker_main(connection: Connection, config: FunctionConfig, parent: int) ->
     kept: list[str] | None = None if config.echo_logs else []
     sys.stdout = _PrefixedStream(f"[{config.name}]", sys.__stdout__, kept)
     sys.stderr = _PrefixedStream(f"[{config.name}]", sys.__stderr__, kept)
+    if config.policy is not None:
+        _enforce_policy(config.name, config.policy)
     handler: Callable[[Any, Any], Any] | None = None
     import importlib
     import json

@@ -37,7 +37,21 @@ from .errors import (
     VersionMismatch,
 )
 from .live import SubscriptionRefused, subscribe
-from .models import BatchResult, Job, JobError, JobState, Message, Page, Progress, Speed, TaskUpdate
+from .models import (
+    BatchResult,
+    HistoryMinute,
+    Job,
+    JobError,
+    JobState,
+    Message,
+    Page,
+    Progress,
+    Queue,
+    QueueCounts,
+    Redrive,
+    Speed,
+    TaskUpdate,
+)
 from .tokens import mint_token
 from .worker import JobContext, JobStopped, NonRetryableError, Worker
 
@@ -52,6 +66,7 @@ __all__ = [
     "DependencyPending",
     "Duplicate",
     "Forbidden",
+    "HistoryMinute",
     "InvalidJson",
     "InvalidRequest",
     "Job",
@@ -72,7 +87,10 @@ __all__ = [
     "Page",
     "PayloadTooLarge",
     "Progress",
+    "Queue",
+    "QueueCounts",
     "QueuePaused",
+    "Redrive",
     "RetriesExhausted",
     "RetryPolicy",
     "Speed",

@@ -11,11 +11,11 @@ import asyncio
 import dataclasses
 import json
 import sys
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
-from datetime import datetime
-from enum import Enum
+from datetime import UTC, datetime, timedelta
+from enum import Enum, StrEnum
 from typing import Annotated, Any
 
 import typer
@@ -26,14 +26,21 @@ from rich.table import Column, Table
 
 from . import __version__
 from .client import JobsClient
-from .errors import ApiError, JobsClientError, TransportError
+from .errors import ApiError, Duplicate, JobsClientError, TransportError
 from .live import subscribe
-from .models import Job, TaskUpdate
+from .models import Job, Queue, Redrive, TaskUpdate
 from .tokens import ROLES, mint_token
 
 app = typer.Typer(help="The jobs service from the command line.", no_args_is_help=True, pretty_exceptions_enable=False)
 out = Console()
 err = Console(stderr=True)
+
+# Seams: tests put a client on a fake transport here, and fix the time lags are measured at.
+client_factory: Callable[[str, str], JobsClient] = JobsClient
+
+
+def clock() -> datetime:
+    return datetime.now(UTC)
 
 
 @dataclass
@@ -46,7 +53,7 @@ class Settings:
     def client(self) -> JobsClient:
         if not self.token:
             raise typer.BadParameter("no token: pass --token or set JOBS_TOKEN", param_hint="--token")
-        return JobsClient(self.url, self.token)
+        return client_factory(self.url, self.token)
 
 
 def _plain(value: Any) -> Any:
@@ -85,6 +92,8 @@ def _service(ctx: typer.Context) -> Iterator[JobsClient]:
             yield client
     except ApiError as error:
         err.print(f"[red]error[/red] {error.code}: {error.message}", highlight=False)
+        if isinstance(error, Duplicate) and error.existing_id:
+            err.print(f"the unfinished job {error.existing_id} has the same type and ref_id", highlight=False)
         if error.details:
             err.print(json.dumps(error.details), highlight=False)
         raise typer.Exit(1) from None
@@ -111,10 +120,19 @@ def _show_job(settings: Settings, job: Job | None) -> None:
         out.print("none")
         return
     table = Table(show_header=False, box=None)
-    for name in ("id", "type", "state", "owner", "title", "status", "attempts", "version", "lease_owner", "locked_until"):
+    for name in ("id", "type", "state", "priority", "owner", "title", "status", "attempts", "version", "lease_owner"):
         table.add_row(name, str(_plain(getattr(job, name)) if getattr(job, name) is not None else ""))
+    for name in ("schedule", "created", "started", "completed", "available_at", "execute_until", "locked_until"):
+        if getattr(job, name) is not None:
+            table.add_row(name, str(_plain(getattr(job, name))))
+    if job.params is not None:
+        table.add_row("params", json.dumps(job.params))
     if job.progress is not None:
-        table.add_row("progress", f"{job.progress.current}/{job.progress.maximum} {job.progress.title or ''}")
+        fraction = job.progress.fraction
+        done = f" ({fraction:.0%})" if fraction is not None else ""
+        table.add_row("progress", f"{job.progress.current}/{job.progress.maximum}{done} {job.progress.title or ''}".rstrip())
+    if job.speeds:
+        table.add_row("speeds", "  ".join(_speed_text(s) for s in job.speeds))
     if job.error is not None:
         table.add_row("error", f"{job.error.code}: {job.error.message}")
     if job.lease_token:
@@ -122,6 +140,15 @@ def _show_job(settings: Settings, job: Job | None) -> None:
     if job.result is not None:
         table.add_row("result", json.dumps(job.result))
     out.print(table)
+
+
+def _speed_text(speed: Any) -> str:
+    return str(speed.as_text or f"{speed.speed} {speed.unit or ''}".strip())
+
+
+def _not_found(what: str, name: str) -> typer.Exit:
+    err.print(f"[red]error[/red] not_found: {what} {name} not found", highlight=False)
+    return typer.Exit(1)
 
 
 def _print_version(value: bool) -> None:
@@ -226,8 +253,7 @@ def show(ctx: typer.Context, job_id: Annotated[str, typer.Argument()]) -> None:
     with _service(ctx) as client:
         job = client.get_job(job_id)
         if job is None:
-            err.print(f"[red]error[/red] not_found: job {job_id} not found", highlight=False)
-            raise typer.Exit(1)
+            raise _not_found("job", job_id)
         messages = list(client.iter_messages(job_id))
     if ctx.obj.json:
         _json({"job": job, "messages": messages})
@@ -235,6 +261,76 @@ def show(ctx: typer.Context, job_id: Annotated[str, typer.Argument()]) -> None:
     _show_job(ctx.obj, job)
     for message in messages:
         out.print(f"  {_plain(message.at)}  {message.message}", highlight=False)
+
+
+@app.command()
+def delete(ctx: typer.Context, job_id: Annotated[str, typer.Argument()]) -> None:
+    """Delete a job with its messages; prints it as it was."""
+    with _service(ctx) as client:
+        _show_job(ctx.obj, client.delete_job(job_id))
+
+
+@app.command()
+def result(ctx: typer.Context, job_id: Annotated[str, typer.Argument()]) -> None:
+    """Print the result of a finished job, as JSON."""
+    with _service(ctx) as client:
+        value = client.get_result(job_id)
+    _json(value)
+
+
+@app.command()
+def retry(ctx: typer.Context, job_id: Annotated[str, typer.Argument()]) -> None:
+    """Put an error or cancelled job back to pending."""
+    with _service(ctx) as client:
+        _show_job(ctx.obj, client.retry_job(job_id))
+
+
+def _print_message(settings: Settings, at: datetime | None, message: str) -> None:
+    if settings.json:
+        out.print(json.dumps({"message": message, "at": _plain(at)}), highlight=False, soft_wrap=True)
+    else:
+        out.print(f"{_plain(at)}  {message}", highlight=False, soft_wrap=True)
+
+
+@app.command()
+def logs(
+    ctx: typer.Context,
+    job_id: Annotated[str, typer.Argument()],
+    follow: Annotated[bool, typer.Option("--follow", "-f", help="Then print new messages live until the job completes.")] = False,
+) -> None:
+    """Print a job's messages, oldest first."""
+    settings: Settings = ctx.obj
+    with _service(ctx) as client:
+        job = client.get_job(job_id)
+        if job is None:
+            raise _not_found("job", job_id)
+        if follow and not job.complete:
+            asyncio.run(_follow(settings, client, job_id))
+            return
+        messages = list(client.iter_messages(job_id))
+    if settings.json:
+        _json(messages)
+        return
+    for message in messages:
+        _print_message(settings, message.at, message.message)
+
+
+async def _follow(settings: Settings, client: JobsClient, job_id: str) -> None:
+    assert settings.token is not None
+    listed: set[tuple[datetime | None, str]] | None = None
+    async for update in subscribe(settings.ws_url, settings.token, job_id=job_id, client=client):
+        if listed is None:
+            # Listed only once subscribed, so that nothing appended in between is lost; a
+            # message both listed and sent live (same time, same text) is printed once.
+            messages = await asyncio.to_thread(lambda: list(client.iter_messages(job_id)))
+            for message in messages:
+                _print_message(settings, message.at, message.message)
+            listed = {(message.at, message.message) for message in messages}
+        text = update.message_to_append
+        if text is not None and (update.modified, text) not in listed:
+            _print_message(settings, update.modified, text)
+        if update.complete:
+            return
 
 
 @app.command()
@@ -288,16 +384,207 @@ def fail(
     _show_job(ctx.obj, job)
 
 
+BLOCKS = "▁▂▃▄▅▆▇█"
+STATES = ("idle", "pending", "running", "finished", "error", "cancelled")
+
+
+def human_span(span: timedelta | None) -> str:
+    """`3s`, `2m 5s`, `1h 4m`, `2d 3h`; `—` for none."""
+    if span is None:
+        return "—"
+    seconds = max(0, int(span.total_seconds()))
+    days, rest = divmod(seconds, 86_400)
+    hours, rest = divmod(rest, 3600)
+    minutes, seconds = divmod(rest, 60)
+    if days:
+        return f"{days}d {hours}h"
+    if hours:
+        return f"{hours}h {minutes}m"
+    if minutes:
+        return f"{minutes}m {seconds}s"
+    return f"{seconds}s"
+
+
+def sparkline(values: Sequence[int]) -> str:
+    """One block per value, scaled to the largest; the lowest block only for zero, so that a
+    quiet minute never looks like a busy one."""
+    top = max(values, default=0)
+    if top <= 0:
+        return BLOCKS[0] * len(values)
+    levels = len(BLOCKS) - 1
+    return "".join(BLOCKS[0] if v <= 0 else BLOCKS[min(levels, -(-v * levels // top))] for v in values)
+
+
+def _yes(value: bool) -> str:
+    return "yes" if value else "no"
+
+
+def _show_queue(settings: Settings, queue: Queue) -> Table | None:
+    """The queue as rows (returned for more rows), or as JSON (printed; None returned)."""
+    if settings.json:
+        _json(queue)
+        return None
+    table = Table(show_header=False, box=None)
+    table.add_row("type", queue.type)
+    table.add_row("paused", _yes(queue.paused))
+    table.add_row("fifo", _yes(queue.fifo))
+    for state in STATES:
+        table.add_row(state, str(getattr(queue.counts, state)))
+    table.add_row("lag", human_span(queue.lag(clock())))
+    table.add_row("oldest pending", str(_plain(queue.oldest_pending_at) or "—"))
+    table.add_row("modified", str(_plain(queue.modified) or "—"))
+    return table
+
+
 @app.command()
-def queues(ctx: typer.Context) -> None:
-    """List queue names."""
+def queues(
+    ctx: typer.Context,
+    prefix: Annotated[str | None, typer.Option(help="Only queues whose name starts with this.")] = None,
+) -> None:
+    """List queues: jobs in each state, lag (how long the oldest pending job has waited), settings."""
     with _service(ctx) as client:
-        names = list(client.iter_queues())
+        found = list(client.iter_queues(prefix=prefix))
     if ctx.obj.json:
-        _json(names)
+        _json(found)
+        return
+    table = Table(
+        Column("type", overflow="fold"),
+        *(Column(state, justify="right", no_wrap=True) for state in STATES),
+        Column("lag", justify="right", no_wrap=True),
+        Column("paused", no_wrap=True),
+        Column("fifo", no_wrap=True),
+        box=box.SIMPLE_HEAD,
+        pad_edge=False,
+    )
+    now = clock()
+    for queue in found:
+        counts = [str(getattr(queue.counts, state)) for state in STATES]
+        table.add_row(queue.type, *counts, human_span(queue.lag(now)), _yes(queue.paused), _yes(queue.fifo))
+    out.print(table)
+
+
+@app.command()
+def queue(ctx: typer.Context, type: Annotated[str, typer.Argument(help="Queue (job type).")]) -> None:
+    """Show a queue: counts, lag, settings, and per minute of the last hour jobs created, finished, failed."""
+    with _service(ctx) as client:
+        found = client.get_queue(type)
+        if found is None:
+            raise _not_found("queue", type)
+        history = client.queue_history(type)
+    if ctx.obj.json:
+        _json({"queue": found, "history": history})
+        return
+    table = _show_queue(ctx.obj, found)
+    assert table is not None
+    if history:
+        table.add_row("", "")
+        first, last = _plain(history[0].minute), _plain(history[-1].minute)
+        table.add_row("per minute", f"{first} .. {last}")
+        for name in ("created", "finished", "failed"):
+            values = [getattr(minute, name) for minute in history]
+            table.add_row(name, f"{sparkline(values)}  {sum(values)}")
+    out.print(table)
+
+
+def _queue_command(ctx: typer.Context, change: Callable[[JobsClient], Queue]) -> None:
+    with _service(ctx) as client:
+        found = change(client)
+    table = _show_queue(ctx.obj, found)
+    if table is not None:
+        out.print(table)
+
+
+@app.command()
+def pause(ctx: typer.Context, type: Annotated[str, typer.Argument(help="Queue (job type).")]) -> None:
+    """Pause a queue: no claims until resumed (jobs can still be created)."""
+    _queue_command(ctx, lambda client: client.pause_queue(type))
+
+
+@app.command()
+def resume(ctx: typer.Context, type: Annotated[str, typer.Argument(help="Queue (job type).")]) -> None:
+    """Resume a paused queue."""
+    _queue_command(ctx, lambda client: client.resume_queue(type))
+
+
+class Redrivable(StrEnum):
+    error = "error"
+    cancelled = "cancelled"
+
+
+class Purgeable(StrEnum):
+    idle = "idle"
+    pending = "pending"
+    finished = "finished"
+    error = "error"
+    cancelled = "cancelled"
+
+
+@app.command()
+def redrive(
+    ctx: typer.Context,
+    type: Annotated[str, typer.Argument(help="Queue (job type).")],
+    state: Annotated[
+        list[Redrivable] | None, typer.Option("--state", help="Retry jobs in this state (repeatable; default error).")
+    ] = None,
+    code: Annotated[str | None, typer.Option("--code", help="Only error jobs with this error code.")] = None,
+    limit: Annotated[
+        int | None, typer.Option(min=1, max=1000, help="Jobs per call (1-1000); calls go on until none is left.")
+    ] = None,
+) -> None:
+    """Put the queue's error (or cancelled) jobs back to pending, batch after batch."""
+    settings: Settings = ctx.obj
+    states = [s.value for s in state] if state else None
+    with _service(ctx) as client:
+        found = client.get_queue(type)
+        if found is None:
+            raise _not_found("queue", type)
+        if settings.json:
+            totals = client.redrive_all(type, states=states, error_code=code, limit=limit)
+        else:
+            # An upper bound: an error code narrows it down by an unknown amount.
+            expected = None if code else sum(getattr(found.counts, s) for s in states or ["error"])
+            columns = (TextColumn("{task.description}"), BarColumn(), TaskProgressColumn(), TextColumn("{task.fields[status]}"))
+            with Progress(*columns, TimeElapsedColumn(), console=out) as progress:
+                task = progress.add_task(f"redrive {type}", total=expected or None, status="")
+
+                def show(done: Redrive) -> None:
+                    status = f"retried {done.retried}, skipped {done.skipped}"
+                    progress.update(task, completed=done.retried + done.skipped, status=status)
+
+                totals = client.redrive_all(type, states=states, error_code=code, limit=limit, on_progress=show)
+                progress.update(task, total=max(1, totals.retried + totals.skipped), completed=totals.retried + totals.skipped)
+    if settings.json:
+        _json(totals)
     else:
-        for name in names:
-            out.print(name, highlight=False)
+        out.print(f"retried {totals.retried}, skipped {totals.skipped}", highlight=False)
+    if totals.more:
+        err.print("stopped: the last call retried none of the jobs it looked at; they are left as they were", highlight=False)
+
+
+@app.command()
+def purge(
+    ctx: typer.Context,
+    type: Annotated[str, typer.Argument(help="Queue (job type).")],
+    state: Annotated[Purgeable | None, typer.Option(help="Only jobs in this state (default: every state but running).")] = None,
+    yes: Annotated[bool, typer.Option("--yes", "-y", help="Do not ask for confirmation.")] = False,
+) -> None:
+    """Delete the queue's jobs that are not running, with their messages (admin)."""
+    with _service(ctx) as client:
+        found = client.get_queue(type)
+        if found is None:
+            raise _not_found("queue", type)
+        if state is not None:
+            what = f"{getattr(found.counts, state.value)} {state.value} jobs"
+        else:
+            what = f"{found.counts.total - found.counts.running} jobs (all but running)"
+        if not yes and not typer.confirm(f"Delete {what} of queue {type}?", err=True):
+            err.print("nothing deleted", highlight=False)
+            raise typer.Exit(1)
+        deleted = client.purge_queue(type, state=state.value if state else None)
+    if ctx.obj.json:
+        _json({"deleted": deleted})
+    else:
+        out.print(f"deleted {deleted}", highlight=False)
 
 
 @app.command()
@@ -338,7 +625,7 @@ class _Bars:
             fields["total"] = float(update.progress.maximum)
             fields["completed"] = float(update.progress.current or 0)
         if update.speeds:
-            fields["speeds"] = "  ".join(s.as_text or f"{s.speed} {s.unit or ''}".strip() for s in update.speeds)
+            fields["speeds"] = "  ".join(_speed_text(s) for s in update.speeds)
         if update.new_status:
             fields["status"] = update.new_status
         if update.complete:
@@ -366,8 +653,7 @@ def watch(
     with _service(ctx) as client:
         start = client.get_job(job_id) if job_id else None
         if job_id and start is None:
-            err.print(f"[red]error[/red] not_found: job {job_id} not found", highlight=False)
-            raise typer.Exit(1)
+            raise _not_found("job", job_id)
         columns = (
             TextColumn("{task.description}"),
             BarColumn(),

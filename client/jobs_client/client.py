@@ -4,8 +4,10 @@ Retries: a 429 or 503 means the service wrote nothing, so every call is retried 
 after `Retry-After` when the service says, else after a jittered exponential backoff. A
 lost connection, a timeout or a gateway's 502/504 leaves unknown whether the call took
 effect, so only idempotent calls are retried on those: reads, cancel, extend, clean,
-delete-all, and create (it always carries an `Idempotency-Key`, so a retried create returns
-the first response instead of creating twice).
+delete-all, purge, setting a queue's paused/fifo, and create (it always carries an
+`Idempotency-Key`, so a retried create returns the first response instead of creating
+twice). Retrying a job and redriving a queue are not: repeated after they took effect, the
+first answers `not_retryable` and the second retries another batch beyond its limit.
 """
 
 from __future__ import annotations
@@ -14,20 +16,22 @@ import json
 import random
 import time
 import uuid
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, TypeVar
+from urllib.parse import quote
 
 import httpx
 
 from .errors import ApiError, NotFound, TransportError, error_for
-from .models import BatchResult, Job, Message, Page, Progress, Speed, format_time
+from .models import BatchResult, HistoryMinute, Job, Message, Page, Progress, Queue, Redrive, Speed, format_time
 
 T = TypeVar("T")
 USER_AGENT = "jobs-client/0.1"
 _GATEWAY_STATUSES = (502, 504)
 _UNSET: Any = object()
+IDS_PER_CALL = 100  # the most ids `GET /jobs?ids=` takes
 
 
 @dataclass(frozen=True)
@@ -62,6 +66,11 @@ def _retry_after_s(response: httpx.Response) -> float | None:
 def _compact(fields: Mapping[str, Any]) -> dict[str, Any]:
     """The fields that were given (an argument left at _UNSET is not sent; None is)."""
     return {k: v for k, v in fields.items() if v is not _UNSET}
+
+
+def _segment(value: str) -> str:
+    """A value as one path segment: a type may hold `/`, `#` or `?`."""
+    return quote(value, safe="")
 
 
 def _wire(value: Any) -> Any:
@@ -199,6 +208,7 @@ class JobsClient:
         delay_ms: int | None = _UNSET,
         available_at: datetime | str | None = _UNSET,
         max_retries: int | None = _UNSET,
+        priority: int | None = _UNSET,
         state: str | None = _UNSET,
         initial_status: str | None = _UNSET,
         depends_on: list[str] | None = _UNSET,
@@ -219,6 +229,7 @@ class JobsClient:
         delay_ms: int | None = _UNSET,
         available_at: datetime | str | None = _UNSET,
         max_retries: int | None = _UNSET,
+        priority: int | None = _UNSET,
         state: str | None = _UNSET,
         initial_status: str | None = _UNSET,
         depends_on: list[str] | None = _UNSET,
@@ -264,9 +275,22 @@ class JobsClient:
         return self._all(lambda cursor: self.list_jobs(**filters, limit=page_size, cursor=cursor))
 
     def patch_job(self, job_id: str, *, if_match: int | None = None, **fields: Any) -> Job:
-        """Set title, status, params, result, owner or state; `if_match` guards on the version."""
+        """Set title, status, params, result, owner, state, priority, or type (moves an idle or
+        pending job to another queue); `if_match` guards on the version."""
         headers = {"If-Match": str(if_match)} if if_match is not None else None
         return self._job("PATCH", f"/jobs/{job_id}", body=fields, headers=headers, idempotent=False)
+
+    def get_jobs(self, ids: Sequence[str]) -> list[Job]:
+        """These jobs, in the order asked; missing ones (or another user's) are left out."""
+        if isinstance(ids, str):
+            raise TypeError("ids: a sequence of job ids, not one string")
+        if any("," in job_id for job_id in ids):
+            raise ValueError("a job id holds no comma")
+        jobs: list[Job] = []
+        for first in range(0, len(ids), IDS_PER_CALL):
+            chunk = ",".join(ids[first : first + IDS_PER_CALL])
+            jobs.extend(self._page("/jobs", {"ids": chunk}, Job.from_wire).data)
+        return jobs
 
     def delete_job(self, job_id: str) -> Job:
         return self._job("DELETE", f"/jobs/{job_id}", idempotent=False)
@@ -289,6 +313,11 @@ class JobsClient:
 
     def cancel_job(self, job_id: str) -> Job:
         return self._job("POST", f"/jobs/{job_id}/cancel", idempotent=True)
+
+    def retry_job(self, job_id: str) -> Job:
+        """An error or cancelled job back to pending: NotRetryable (409) in another state,
+        Duplicate (409, `.existing_id`) when its unique type+ref_id is taken meanwhile."""
+        return self._job("POST", f"/jobs/{job_id}/retry", idempotent=False)
 
     def get_result(self, job_id: str) -> Any:
         """The result of a finished job; NotFinished (409) before."""
@@ -386,11 +415,91 @@ class JobsClient:
         return self._job("POST", f"/jobs/{job_id}/status", body=given, idempotent=False)
 
     # -- queues, batches, schema ----------------------------------------------------------
-    def list_queues(self, *, limit: int | None = None, cursor: str | None = None) -> Page[str]:
-        return self._page("/queues", {"limit": limit, "cursor": cursor}, str)
+    def list_queues(self, *, prefix: str | None = None, limit: int | None = None, cursor: str | None = None) -> Page[Queue]:
+        """Queues (their names are `.type`), with counts, lag and settings, by name."""
+        return self._page("/queues", {"prefix": prefix, "limit": limit, "cursor": cursor}, Queue.from_wire)
 
-    def iter_queues(self) -> Iterator[str]:
-        return self._all(lambda cursor: self.list_queues(limit=100, cursor=cursor))
+    def iter_queues(self, *, prefix: str | None = None) -> Iterator[Queue]:
+        return self._all(lambda cursor: self.list_queues(prefix=prefix, limit=100, cursor=cursor))
+
+    def get_queue(self, type: str) -> Queue | None:
+        """The queue, or None for a queue never used."""
+        try:
+            return Queue.from_wire(self.request("GET", f"/queues/{_segment(type)}", idempotent=True).body)
+        except NotFound:
+            return None
+
+    def set_queue(self, type: str, *, paused: bool | None = None, fifo: bool | None = None) -> Queue:
+        """Pause or resume claims, and turn strict oldest-first order on or off."""
+        body = {k: v for k, v in {"paused": paused, "fifo": fifo}.items() if v is not None}
+        if not body:
+            raise ValueError("set paused, fifo or both")
+        # Idempotent: it sets values, whatever they were.
+        return Queue.from_wire(self.request("PATCH", f"/queues/{_segment(type)}", body=body, idempotent=True).body)
+
+    def pause_queue(self, type: str) -> Queue:
+        """No claims from the queue until it is resumed (creating jobs still works)."""
+        return self.set_queue(type, paused=True)
+
+    def resume_queue(self, type: str) -> Queue:
+        return self.set_queue(type, paused=False)
+
+    def queue_history(self, type: str, *, start: datetime | None = None, end: datetime | None = None) -> list[HistoryMinute]:
+        """Per minute, oldest first, with the quiet minutes: created, started, finished, failed,
+        retried. The service's default is the last hour."""
+        params = {"from": start, "to": end}
+        body = self.request("GET", f"/queues/{_segment(type)}/history", params=params, idempotent=True).body
+        return [HistoryMinute.from_wire(minute) for minute in body["data"]]
+
+    def redrive(
+        self, type: str, *, states: Sequence[str] | None = None, error_code: str | None = None, limit: int | None = None
+    ) -> Redrive:
+        """One call: up to `limit` (1-1000) jobs of the queue in `states` (error, cancelled;
+        the service's default: error), with this error code if given, back to pending."""
+        body: dict[str, Any] = {"states": list(states) if states is not None else None, "error_code": error_code, "limit": limit}
+        given = {k: v for k, v in body.items() if v is not None}
+        return Redrive.from_wire(self.request("POST", f"/queues/{_segment(type)}/redrive", body=given, idempotent=False).body)
+
+    def redrive_all(
+        self,
+        type: str,
+        *,
+        states: Sequence[str] | None = None,
+        error_code: str | None = None,
+        limit: int | None = None,
+        on_progress: Callable[[Redrive], None] | None = None,
+    ) -> Redrive:
+        """Redrive calls (of `limit` jobs each) while the service says there is more; the
+        totals, which `on_progress` also gets after each call. `.more` stays True when it
+        stopped because a call retried nothing."""
+        totals = Redrive()
+        while True:
+            answer = self.redrive(type, states=states, error_code=error_code, limit=limit)
+            totals += answer
+            if on_progress is not None:
+                on_progress(totals)
+            # The service starts over at the oldest end on every call: after a call that
+            # retried nothing, the next one would see the same jobs and skip them again.
+            if not answer.more or answer.retried == 0:
+                return totals
+
+    def purge_queue_page(self, type: str, *, state: str | None = None) -> tuple[int, bool]:
+        """One purge call (admin): (deleted, more). Every state but running when none given."""
+        body = self.request("DELETE", f"/queues/{_segment(type)}/jobs", params={"state": state}, idempotent=True).body
+        return int(body.get("deleted") or 0), bool(body.get("more"))
+
+    def purge_queue(self, type: str, *, state: str | None = None, on_progress: Callable[[int], None] | None = None) -> int:
+        """Delete the queue's jobs that are not running (of one state, if given), with their
+        messages (admin); calls again while the service says there is more. The count."""
+        deleted = 0
+        while True:
+            count, more = self.purge_queue_page(type, state=state)
+            deleted += count
+            if on_progress is not None:
+                on_progress(deleted)
+            # Nothing deleted yet more: the next call would answer the same; stop rather than spin.
+            if not more or count == 0:
+                return deleted
 
     def list_queue_jobs(
         self, type: str, *, include_leased: bool = False, limit: int | None = None, cursor: str | None = None

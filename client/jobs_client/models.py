@@ -1,9 +1,9 @@
-"""Typed views of what the service sends: jobs, pages, messages, live updates."""
+"""Typed views of what the service sends: jobs, queues, pages, messages, live updates."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 from typing import Any, Generic, TypeVar
 
@@ -99,6 +99,8 @@ class Job:
     complete: bool = False
     attempts: int = 0
     max_retries: int | None = None
+    priority: int = 2
+    schedule: str | None = None
     cancel_requested: bool = False
     lease_owner: str | None = None
     locked_until: datetime | None = None
@@ -133,6 +135,9 @@ class Job:
             complete=bool(data.get("complete")),
             attempts=int(data.get("attempts") or 0),
             max_retries=data.get("max_retries"),
+            # Older services send neither: their jobs all run at the default priority.
+            priority=int(data["priority"]) if data.get("priority") is not None else 2,
+            schedule=data.get("schedule"),
             cancel_requested=bool(data.get("cancel_requested")),
             lease_owner=data.get("lease_owner"),
             locked_until=parse_time(data.get("locked_until")),
@@ -168,6 +173,99 @@ class BatchResult:
     created: list[Job]
     updated: list[Job]
     deleted: list[str]
+
+
+@dataclass(frozen=True)
+class QueueCounts:
+    """How many jobs of a queue are in each state."""
+
+    idle: int = 0
+    pending: int = 0
+    running: int = 0
+    finished: int = 0
+    error: int = 0
+    cancelled: int = 0
+
+    @classmethod
+    def from_wire(cls, data: Any) -> QueueCounts:
+        given = data if isinstance(data, dict) else {}
+        return cls(**{state.value: int(given.get(state.value) or 0) for state in JobState})
+
+    @property
+    def total(self) -> int:
+        return self.idle + self.pending + self.running + self.finished + self.error + self.cancelled
+
+
+@dataclass(frozen=True)
+class Queue:
+    """A queue (a job type) with its counts, lag and settings."""
+
+    type: str
+    paused: bool = False
+    fifo: bool = False
+    counts: QueueCounts = field(default_factory=QueueCounts)
+    oldest_pending_at: datetime | None = None
+    modified: datetime | None = None
+
+    @classmethod
+    def from_wire(cls, data: dict[str, Any]) -> Queue:
+        return cls(
+            type=str(data["type"]),
+            paused=bool(data.get("paused")),
+            fifo=bool(data.get("fifo")),
+            counts=QueueCounts.from_wire(data.get("counts")),
+            oldest_pending_at=parse_time(data.get("oldest_pending_at")),
+            modified=parse_time(data.get("modified")),
+        )
+
+    def lag(self, now: datetime | None = None) -> timedelta | None:
+        """How long the oldest pending job has waited (None when nothing is pending)."""
+        if self.oldest_pending_at is None:
+            return None
+        waited = (now or datetime.now(UTC)) - self.oldest_pending_at
+        return max(waited, timedelta(0))  # clocks disagree by a little
+
+
+@dataclass(frozen=True)
+class HistoryMinute:
+    """What happened in a queue during one minute."""
+
+    minute: datetime
+    created: int = 0
+    started: int = 0
+    finished: int = 0
+    failed: int = 0
+    retried: int = 0
+
+    @classmethod
+    def from_wire(cls, data: dict[str, Any]) -> HistoryMinute:
+        minute = parse_time(data["minute"])
+        if minute is None:
+            raise ValueError("a history entry without its minute")
+        return cls(
+            minute=minute,
+            created=int(data.get("created") or 0),
+            started=int(data.get("started") or 0),
+            finished=int(data.get("finished") or 0),
+            failed=int(data.get("failed") or 0),
+            retried=int(data.get("retried") or 0),
+        )
+
+
+@dataclass(frozen=True)
+class Redrive:
+    """The answer of one redrive call, or the running totals of several."""
+
+    retried: int = 0
+    skipped: int = 0
+    more: bool = False
+
+    @classmethod
+    def from_wire(cls, data: dict[str, Any]) -> Redrive:
+        return cls(int(data.get("retried") or 0), int(data.get("skipped") or 0), bool(data.get("more")))
+
+    def __add__(self, other: Redrive) -> Redrive:
+        return Redrive(self.retried + other.retried, self.skipped + other.skipped, other.more)
 
 
 @dataclass(frozen=True)

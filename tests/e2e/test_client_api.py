@@ -66,7 +66,7 @@ def test_creating_reading_and_listing(client, local_service):
     assert [j.id for j in every] == sorted((j.id for j in every), reverse=True)  # newest first
     user = JobsClient(local_service.http_url, local_service.token("user", "User#api"))
     assert [j.id for j in user.iter_jobs()] == [job.id]
-    assert queue in list(client.iter_queues())
+    assert queue in [q.type for q in client.iter_queues()]
     assert len(list(client.iter_queue_jobs(queue))) == 8  # all pending, all claimable
     assert client.get_schema()["type"] == "object"
 
@@ -302,9 +302,18 @@ def test_the_command_line_claims_completes_fails_lists_and_shows(local_service):
     assert table.returncode == 0 and "finished" in table.stdout and "error" in table.stdout
     shown = json.loads(jobs_cli(env, "--json", "show", first["id"]).stdout)
     assert shown["job"]["result"] == {"ok": 1} and shown["messages"] == []
-    assert queue in json.loads(jobs_cli(env, "--json", "queues").stdout)
+    assert queue in [q["type"] for q in json.loads(jobs_cli(env, "--json", "queues").stdout)]
     stale = jobs_cli(env, "complete", second["id"], "--lease-token", second["lease_token"])
     assert stale.returncode == 1 and "already_finished" in stale.stderr
+    assert json.loads(jobs_cli(env, "--json", "result", first["id"]).stdout) == {"ok": 1}
+    retried = json.loads(jobs_cli(env, "--json", "retry", second["id"]).stdout)
+    assert (retried["id"], retried["state"], retried["attempts"]) == (second["id"], "pending", 0)
+    assert "retried" in jobs_cli(env, "logs", second["id"]).stdout
+    assert json.loads(jobs_cli(env, "--json", "pause", queue).stdout)["paused"] is True
+    assert json.loads(jobs_cli(env, "--json", "queue", queue).stdout)["queue"]["paused"] is True
+    assert json.loads(jobs_cli(env, "--json", "resume", queue).stdout)["paused"] is False
+    deleted = jobs_cli(env, "--json", "delete", second["id"])
+    assert deleted.returncode == 0 and json.loads(deleted.stdout)["id"] == second["id"]
 
 
 def test_the_command_line_mints_tokens_the_service_accepts_and_refuses_a_missing_one(local_service):

@@ -92,7 +92,18 @@ def test_every_route_answers_its_shape(api, svc, admin, clock):
     clock.advance(1)
     patched = api.call("PATCH", f"/v1/jobs/{job['id']}", principal=svc, body={"title": "t"}, headers={"If-Match": "1"})
     assert patched.status == 200 and patched.body["version"] == 2
-    assert api.call("GET", "/v1/queues", principal=svc).body == {"data": ["q"], "next_cursor": None}
+    queues = api.call("GET", "/v1/queues", principal=svc, query={"prefix": "q"}).body
+    assert [q["type"] for q in queues["data"]] == ["q"] and queues["next_cursor"] is None
+    queue = api.call("GET", "/v1/queues/q", principal=svc).body
+    assert set(queue) == {"type", "paused", "fifo", "counts", "oldest_pending_at", "modified"}
+    assert set(queue["counts"]) == {"idle", "pending", "running", "finished", "error", "cancelled"}
+    assert api.call("GET", "/v1/queues/never", principal=svc).status == 404
+    paused = api.call("PATCH", "/v1/queues/q", principal=svc, body={"paused": True, "fifo": True}).body
+    assert (paused["paused"], paused["fifo"]) == (True, True)
+    assert api.call("PATCH", "/v1/queues/q", principal=svc, body={"paused": False}).body["paused"] is False
+    history = api.call("GET", "/v1/queues/q/history", principal=svc).body
+    assert len(history["data"]) == 61 and set(history["data"][0]) == {
+        "minute", "created", "started", "finished", "failed", "retried"}  # fmt: skip
     assert [j["id"] for j in api.call("GET", "/v1/queues/q/jobs", principal=svc).body["data"]] == [job["id"]]
     clock.advance(1)
     started = api.call("POST", f"/v1/jobs/{job['id']}/start", principal=svc, body={"timeout_ms": 1000})
@@ -113,6 +124,16 @@ def test_every_route_answers_its_shape(api, svc, admin, clock):
     clock.advance(1)
     cancelled = api.call("POST", f"/v1/jobs/{job['id']}/cancel", principal=svc)
     assert cancelled.body["state"] == "cancelled"
+    clock.advance(1)
+    retried = api.call("POST", f"/v1/jobs/{job['id']}/retry", principal=svc)
+    assert retried.status == 200 and (retried.body["state"], retried.body["attempts"]) == ("pending", 0)
+    assert_error(api.call("POST", f"/v1/jobs/{job['id']}/retry", principal=svc), 409, "not_retryable")
+    clock.advance(1)
+    api.call("POST", f"/v1/jobs/{job['id']}/cancel", principal=svc)
+    redriven = api.call("POST", "/v1/queues/q/redrive", principal=svc, body={"states": ["cancelled"], "limit": 10})
+    assert redriven.body == {"retried": 1, "skipped": 0, "more": False}
+    purged = api.call("DELETE", "/v1/queues/q/jobs", principal=admin, query={"state": "pending"})
+    assert purged.body == {"deleted": 1, "more": False}
     batch = api.call("POST", "/v1/batch", principal=svc, body={"create": [{"type": "b"}]})
     assert batch.status == 200 and set(batch.body) == {"created", "updated", "deleted"}
     deleted = api.call("DELETE", f"/v1/jobs/{batch.body['created'][0]['id']}", principal=svc)
@@ -121,7 +142,7 @@ def test_every_route_answers_its_shape(api, svc, admin, clock):
     schema = api.call("GET", "/v1/schema", principal=Principal("u", Role.USER))
     assert schema.status == 200 and schema.body["title"] == "Job"
     wiped = api.call("DELETE", "/v1/jobs", principal=admin)
-    assert wiped.status == 200 and wiped.body == {"deleted": 1, "more": False}
+    assert wiped.status == 200 and wiped.body == {"deleted": 0, "more": False}
 
 
 def test_users_see_only_their_own_jobs(api, svc, alice, bob, clock):

@@ -21,11 +21,21 @@ from jobcore.commands.jobs import (
     parse_patch,
 )
 from jobcore.commands.leases import parse_abort, parse_claim, parse_complete, parse_extend, parse_fail, parse_start
-from jobcore.commands.status import parse_messages, parse_queue_jobs, parse_queues, parse_status
+from jobcore.commands.queues import (
+    parse_get_queue,
+    parse_history,
+    parse_list_queues,
+    parse_patch_queue,
+    parse_purge,
+    parse_redrive,
+)
+from jobcore.commands.status import parse_messages, parse_queue_jobs, parse_status
 from jobcore.engine import Engine
 from jobcore.engine.batch import BatchResult
 from jobcore.engine.creating import Created, new_item
 from jobcore.engine.listing import Message, Page
+from jobcore.engine.queues import Queue
+from jobcore.engine.recovery import Purged, Redriven
 from jobcore.model import Job, Principal
 
 
@@ -62,8 +72,37 @@ class Jobs:
         command = parse_messages(Parts(path={"id": job_id}, query=_query(query)), self.limits)
         return self.engine.listing.messages(principal, command)
 
-    def queues(self, query: Mapping[str, Any] | None = None, principal: Principal | None = None) -> Page[str]:
-        return self.engine.listing.queues(principal or _service(), parse_queues(Parts(query=_query(query)), self.limits))
+    def queues(self, query: Mapping[str, Any] | None = None, principal: Principal | None = None) -> Page[Queue]:
+        return self.engine.queues.page(principal or _service(), parse_list_queues(Parts(query=_query(query)), self.limits))
+
+    def queue_names(self, query: Mapping[str, Any] | None = None) -> list[str]:
+        return [q.type for q in self.queues(query).data]
+
+    def queue(self, job_type: str, principal: Principal | None = None) -> Queue:
+        return self.engine.queues.get(principal or _service(), parse_get_queue(Parts(path={"type": job_type}), self.limits))
+
+    def patch_queue(self, job_type: str, body: Any, principal: Principal | None = None) -> Queue:
+        command = parse_patch_queue(Parts(path={"type": job_type}, body=body), self.limits)
+        return self.engine.queues.patch(principal or _service(), command)
+
+    def history(self, job_type: str, query: Mapping[str, Any] | None = None) -> list[dict[str, Any]]:
+        command = parse_history(Parts(path={"type": job_type}, query=_query(query)), self.limits)
+        return self.engine.queues.history(_service(), command)
+
+    def retry(self, principal: Principal, job_id: str) -> Job:
+        return self.engine.recovery.retry(principal, parse_job_by_id(Parts(path={"id": job_id}), self.limits))
+
+    def redrive(self, principal: Principal, job_type: str, body: Any = None) -> Redriven:
+        command = parse_redrive(Parts(path={"type": job_type}, body=body or {}), self.limits)
+        return self.engine.recovery.redrive(principal, command)
+
+    def purge(
+        self, principal: Principal, job_type: str, query: Mapping[str, Any] | None = None, *, budget: int | None = None
+    ) -> Purged:
+        command = parse_purge(Parts(path={"type": job_type}, query=_query(query)), self.limits)
+        if budget is None:
+            return self.engine.recovery.purge(principal, command)
+        return self.engine.recovery.purge(principal, command, budget=budget)
 
     def queue_jobs(self, job_type: str, query: Mapping[str, Any] | None = None) -> Page[Job]:
         command = parse_queue_jobs(Parts(path={"type": job_type}, query=_query(query)), self.limits)

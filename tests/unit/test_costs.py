@@ -227,3 +227,91 @@ def test_quarantined_jobs_stay_readable(service, svc, clock):
     stored = service.get(svc, job.id)
     assert stored.state is JobState.ERROR and stored.attempts == 1
     assert stored.completed == to_iso(clock.now())
+
+
+# -- queues: reading, steering, recovery, and the stream batch that keeps their counts ------
+def test_reading_a_queue_is_its_counts_item_and_one_query_for_its_lag(service, svc, clock, counter):
+    for _ in range(20):
+        service.create(svc, {"type": "cost"})
+    fresh(service, clock, counter)
+    service.queue("cost")
+    assert dict(counter.calls) == {"GetItem": 1, "Query": 1}
+    assert counter.items_read == 2  # however deep the queue
+
+
+def test_a_queues_page_is_one_query_and_one_per_queue_for_its_lag(service, svc, clock, counter):
+    for n in range(3):
+        service.create(svc, {"type": f"cost{n}"})
+    fresh(service, clock, counter)
+    assert len(service.queues().data) == 3
+    assert dict(counter.calls) == {"Query": 4}
+
+
+def test_pausing_a_queue_is_one_write_and_history_one_query(service, svc, clock, counter):
+    service.create(svc, {"type": "cost"})
+    fresh(service, clock, counter)
+    service.patch_queue("cost", {"paused": True})
+    assert dict(counter.calls) == {"UpdateItem": 1, "Query": 1}
+    fresh(service, clock, counter)
+    service.history("cost", {"from": to_iso(clock.now().replace(hour=0))})
+    assert dict(counter.calls) == {"Query": 1}
+
+
+def ended_in_error(service: Jobs, svc: Principal, clock: ManualClock, **fields: Any) -> str:
+    job = leased(service, svc, clock, max_retries=1, **fields)
+    service.fail(svc, job.id, {"lease_token": job.lease_token, "error": {"code": "boom", "message": "x"}})
+    clock.advance(1)
+    return job.id
+
+
+@pytest.mark.parametrize("unique", [False, True])
+def test_a_retry_is_one_transaction_and_two_reads(service, svc, clock, counter, unique):
+    job_id = ended_in_error(service, svc, clock, **({"ref_id": "r", "unique": True} if unique else {}))
+    fresh(service, clock, counter)
+    service.retry(svc, job_id)
+    # Read to answer 404 or 409 rightly; the job, its message (and guard) in one transaction;
+    # read back for the answer.
+    assert dict(counter.calls) == {"GetItem": 2, "TransactWriteItems": 1}
+
+
+def test_a_redrive_is_one_transaction_per_job_and_one_query_per_page(service, svc, clock, counter):
+    for _ in range(6):
+        ended_in_error(service, svc, clock)
+    fresh(service, clock, counter)
+    assert service.redrive(svc, "cost").retried == 6
+    # The run item read and removed; the queue-ended index read once; no job read apart.
+    assert dict(counter.calls) == {"GetItem": 1, "Query": 1, "TransactWriteItems": 6, "DeleteItem": 1}
+    assert counter.items_read == 6
+
+
+def test_a_purge_is_one_delete_per_job_and_reads_only_that_queue(service, svc, admin, clock, counter):
+    for _ in range(8):
+        service.create(svc, {"type": "cost"})
+    for _ in range(50):
+        service.create(svc, {"type": "elsewhere"})
+    fresh(service, clock, counter)
+    assert service.purge(admin, "cost").deleted == 8
+    assert dict(counter.calls) == {"GetItem": 1, "Query": 1, "DeleteItem": 8 + 1}  # and the run item
+    assert counter.items_read == 8
+    # A job with messages: one Query and one batch delete more for them.
+    job = leased(service, svc, clock, max_retries=1)
+    service.post_status(svc, job.id, {"lease_token": job.lease_token, "message_to_append": "note"})
+    service.fail(svc, job.id, {"lease_token": job.lease_token, "error": {"code": "boom", "message": "x"}})
+    fresh(service, clock, counter)
+    assert service.purge(admin, "cost").deleted == 1
+    assert dict(counter.calls) == {"GetItem": 1, "Query": 2, "DeleteItem": 2, "BatchWriteItem": 1}
+
+
+def test_a_stream_batch_reads_once_and_writes_each_queue_and_minute_once(service, svc, clock, counter, dynamodb):
+    from tests.unit.test_queues import forget_counts, job_records, stream_records
+
+    for n in range(60):
+        job = service.create(svc, {"type": f"cost{n % 3}"}).job
+        if n % 2:
+            claimed = service.start(svc, job.id, {"timeout_ms": 60_000})
+            service.complete(svc, job.id, {"lease_token": claimed.lease_token})
+    records = job_records(stream_records(dynamodb, clock))
+    forget_counts(service)
+    fresh(service, clock, counter)
+    assert service.engine.counting.apply(records, "shard-1") == 6
+    assert dict(counter.calls) == {"BatchGetItem": 1, "UpdateItem": 6}  # 150 records, 3 queues, 1 minute

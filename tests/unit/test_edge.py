@@ -17,7 +17,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from jobcore.commands import Parts, leases, status
+from jobcore.commands import Parts, leases, queues, status
 from jobcore.commands import jobs as job_commands
 from jobcore.commands.live import parse_topic
 from jobcore.errors import JobsError
@@ -48,14 +48,21 @@ ROUTE_PARSERS: dict[str, Callable[[Parts, Limits], Any]] = {
     "POST /v1/jobs/{id}/status": status.parse_status,
     "POST /v1/jobs/{id}/cancel": job_commands.parse_job_by_id,
     "GET /v1/jobs/{id}/messages": status.parse_messages,
-    "GET /v1/queues": status.parse_queues,
+    "GET /v1/queues": queues.parse_list_queues,
     "GET /v1/queues/{type}/jobs": status.parse_queue_jobs,
+    "GET /v1/queues/{type}": queues.parse_get_queue,
+    "PATCH /v1/queues/{type}": queues.parse_patch_queue,
+    "GET /v1/queues/{type}/history": queues.parse_history,
+    "POST /v1/jobs/{id}/retry": job_commands.parse_job_by_id,
+    "POST /v1/queues/{type}/redrive": queues.parse_redrive,
+    "DELETE /v1/queues/{type}/jobs": queues.parse_purge,
 }
 PARSE_NOTHING = {"GET /v1/schema"}
 
 FIELD_NAMES = sorted(
     job_commands.CREATE_FIELDS | job_commands.LIST_FIELDS | job_commands.PATCH_FIELDS | leases.CLAIM_FIELDS
-    | status.STATUS_FIELDS | {"lease_token", "timeout_ms", "worker", "result", "error", "retry", "retry_in_ms", "code",
+    | status.STATUS_FIELDS | {"paused", "fifo", "from", "to", "prefix", "states", "error_code", "limit", "priority",
+    "lease_token", "timeout_ms", "worker", "result", "error", "retry", "retry_in_ms", "code",
     "message", "id", "version", "create", "update", "delete", "depends", "title", "current", "maximum", "speed", "unit",
     "as_text", "action", "job_id"}
 )  # fmt: skip
@@ -122,7 +129,10 @@ VALID: dict[str, dict[str, Any]] = {
                                      "wait_ms": 0},
     "POST /v1/jobs/{id}/fail": {"lease_token": "1-ab", "error": {"code": "c", "message": "m"}, "retry_in_ms": 5, "retry": True},
     "POST /v1/jobs/{id}/complete": {"lease_token": "1-ab", "result": [1, 2]},
-    "PATCH /v1/jobs/{id}": {"title": "t", "status": "s", "params": {}, "result": None, "owner": "o", "state": "idle"},
+    "PATCH /v1/jobs/{id}": {"title": "t", "status": "s", "params": {}, "result": None, "owner": "o", "state": "idle",
+                            "type": "q2", "priority": 1},
+    "PATCH /v1/queues/{type}": {"paused": True, "fifo": False},
+    "POST /v1/queues/{type}/redrive": {"states": ["error", "cancelled"], "error_code": "boom", "limit": 10},
     "POST /v1/batch": {"create": [{"type": "q"}], "update": [{"id": JOB, "version": 1, "title": "t"}],
                        "delete": [{"id": "01JDA3Q0Z8M6W4K2T9R7P5N3B2"}],
                        "depends": [{"id": "01JDA3Q0Z8M6W4K2T9R7P5N3B3", "version": 2}]},

@@ -42,6 +42,12 @@ EXPECTED = {
     "list_queue_jobs": 200,
     "batch": 200,
     "get_schema": 200,
+    "get_queue": 200,
+    "patch_queue": 200,
+    "queue_history": 200,
+    "retry_job": 409,  # not_retryable: the sample job is pending
+    "redrive_queue": 200,
+    "purge_queue": 200,
 }
 TEMPLATE = load_template()
 HTTP_MODULES = sorted(r.function.handler.split(".")[0] for r in http_routes(TEMPLATE))
@@ -80,6 +86,7 @@ def seed_sample_job(service: Any) -> None:
     item.update(id=SAMPLE_JOB, **keys.job_key(SAMPLE_JOB))
     item.update(keys.index_attributes(item))
     service.store.put(item)
+    service.store.put({**keys.queue_name_key("thumbnail"), "type": "thumbnail"})  # as its create registered it
 
 
 @pytest.mark.parametrize("module", HTTP_MODULES)
@@ -156,6 +163,22 @@ def test_the_fan_out_sample_reaches_the_owners_socket(fan_out, live_service, soc
     assert result == {"batchItemFailures": []}
     (update,) = sockets.received["phone"]
     assert (update["job_id"], update["version"], update["message_to_append"]) == (SAMPLE_JOB, 2, "Resized IMG_0001.jpg")
+
+
+def test_the_counts_sample_counts_a_created_and_started_job(engine, service):
+    from jobcore.wiring import wiring
+
+    wiring.use(engine=engine)
+    try:
+        event = load_event("queue_counts")
+        assert ws_handler("queue_counts")(event, None) == {"state": {}}
+        assert ws_handler("queue_counts")(event, None) == {"state": {}}  # delivered twice: counted once
+    finally:
+        wiring.reset()
+    queue = service.queue("thumbnail")
+    assert queue.counts == {"idle": 0, "pending": 0, "running": 1, "finished": 0, "error": 0, "cancelled": 0}
+    minute = engine.ctx.store.get(keys.history_key("thumbnail", "2026-11-22T10:00:00.000Z"))
+    assert minute is not None and (minute["created"], minute["started"]) == (1, 1)
 
 
 def test_disconnect_needs_no_principal(live_service, subscriptions):

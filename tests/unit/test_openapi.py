@@ -131,6 +131,8 @@ def test_a_handwritten_job_validates_against_both_schemas(spec):
         "result": None,
         "error": {"code": "x", "message": "y"},
         "state": "pending",
+        "priority": 2,
+        "schedule": None,
         "status": None,
         "progress": {"title": None, "current": 1, "maximum": 3},
         "speeds": [{"title": "rate", "speed": 1.5, "unit": "x/s", "as_text": None}],

@@ -6,13 +6,16 @@
 | message         | JOB#<id>               | MSG#<at>      |
 | unique guard    | UNIQ#<type>#<ref_id>   | UNIQ          |
 | idempotency key | IDEM#<n>:<principal>#<key> | IDEM      |
-| queue name      | QUEUES                 | <type>        |
+| queue           | QUEUES                 | <type>        |
+| queue history   | H#<type>               | <minute>      |
+| redrive/purge run | RUN#<kind>#<hash>    | RUN           |
 
 A job and its messages share a partition key, so the stream keeps their order.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import zlib
 from typing import Any
@@ -35,7 +38,7 @@ ALL_INDEX = "all-created"
 # What a claim decides on, from the queue index alone (its projection holds them).
 CLAIM_READS = ("id", "state", "attempts", "max_retries", "execute_until", "cancel_requested", "depends_on", "expires_at")
 # What a redrive needs of each job it retries, from the queue-ended index alone.
-REDRIVE_READS = ("id", "type", "ref_id", "unique_key", "execute_until", "expires_at")
+REDRIVE_READS = ("id", "type", "ref_id", "unique_key", "execute_until", "expires_at", "completed")
 # The attributes of each index's key, with the table's: what a Query page ends at.
 INDEX_KEYS: dict[str | None, tuple[str, ...]] = {
     None: ("PK", "SK"),
@@ -87,6 +90,11 @@ def history_pk(job_type: str) -> str:
 def history_key(job_type: str, minute: str) -> dict[str, str]:
     """A queue's counts of one minute (created, started, finished, failed, retried)."""
     return {"PK": history_pk(job_type), "SK": minute}
+
+
+def run_key(kind: str, scope: str) -> dict[str, str]:
+    """Where a redrive or purge of many calls has got to (engine/recovery.py)."""
+    return {"PK": f"RUN#{kind}#{hashlib.sha256(scope.encode()).hexdigest()[:32]}", "SK": "RUN"}
 
 
 def _code(text: str) -> str:

@@ -61,7 +61,7 @@ JSON_ATTRIBUTES = ("params", "result", "error", "progress", "speeds")
 STORAGE_ONLY = frozenset(
     {
         "PK", "SK", "QSK", "OPK", "TPK", "RPK", "APK", "CSK",
-        "lease_token", "expires_at", "unique_key", "msg_count", "last_message",
+        "ESK", "lease_token", "expires_at", "unique_key", "msg_count", "last_message", "failed_at",
     }
 )  # fmt: skip
 
@@ -96,6 +96,8 @@ class Job:
     started: str | None = None
     completed: str | None = None
     depends_on: list[str] = field(default_factory=list)
+    priority: int = 2
+    schedule: str | None = None
     # Returned only to the worker that was granted the lease (start, claim, extend).
     lease_token: str | None = None
     # Storage facts the engine needs but the wire does not show.
@@ -118,7 +120,7 @@ class Job:
             if name in values and isinstance(values[name], str):
                 values[name] = json.loads(values[name])
         values["state"] = JobState(item["state"])
-        for name in ("attempts", "version", "max_retries", "expires_at", "msg_count"):
+        for name in ("attempts", "version", "max_retries", "expires_at", "msg_count", "priority"):
             if values.get(name) is not None:
                 values[name] = int(values[name])
         values["depends_on"] = list(values.get("depends_on") or [])
@@ -153,6 +155,8 @@ class Job:
             "started": self.started,
             "completed": self.completed,
             "depends_on": self.depends_on,
+            "priority": self.priority,
+            "schedule": self.schedule,
             "version": self.version,
         }
         if with_lease_token:

@@ -45,6 +45,8 @@ def job_schema() -> dict[str, Any]:
             "started",
             "completed",
             "depends_on",
+            "priority",
+            "schedule",
             "version",
         ],
         "properties": {
@@ -97,6 +99,8 @@ def job_schema() -> dict[str, Any]:
             "started": _NULLABLE_TIME,
             "completed": _NULLABLE_TIME,
             "depends_on": {"type": "array", "items": {"type": "string"}},
+            "priority": {"type": "integer", "minimum": 1, "maximum": 4, "description": "1 most urgent, default 2"},
+            "schedule": {**_NULLABLE_STRING, "description": "The recurring schedule that created the job"},
             "version": {"type": "integer", "minimum": 1},
             "lease_token": {"type": "string", "description": "Only in start, claim and extend responses"},
         },

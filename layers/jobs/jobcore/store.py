@@ -7,6 +7,7 @@ ALL_OLD``), so callers tell ``lease_lost`` from ``not_found`` without a second r
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from decimal import Decimal
@@ -88,6 +89,9 @@ class TransactionCanceled(Exception):
         self.reasons = reasons
 
 
+_PLAIN_NAME = re.compile(r"[A-Za-z][A-Za-z0-9_]*")
+
+
 @dataclass
 class Expr:
     """Placeholders for one request's expressions: ``e.n("state")`` -> ``#state``."""
@@ -96,7 +100,10 @@ class Expr:
     values: dict[str, Any] = field(default_factory=dict)
 
     def n(self, name: str) -> str:
-        placeholder = "#" + name.replace("-", "_")
+        if _PLAIN_NAME.fullmatch(name):
+            placeholder = "#" + name
+        else:  # e.g. "seq:<shard id>": a placeholder may hold only letters, digits and _
+            placeholder = next((p for p, v in self.names.items() if v == name), f"#_n{len(self.names)}")
         self.names[placeholder] = name
         return placeholder
 

@@ -34,3 +34,23 @@ def fan_out_handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
         for name, value in (("UpdatesSent", report.sent), ("ConnectionsGone", report.gone), ("PostsFailed", report.failed)):
             metrics_counter(name, value)
         flush_metrics()
+
+
+def counts_handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
+    """One stream batch of the jobs table to the queues' counts and per-minute history.
+
+    The mapping has a tumbling window only for the `shardId` it adds to each event: the
+    counts keep a mark per shard (engine/counting.py). No window state is kept; the
+    window's final invoke, with no records, does nothing.
+    """
+    logger.clear_state()
+    records = event.get("Records") or []
+    if records:
+        shard = event.get("shardId")
+        if not isinstance(shard, str) or not shard:
+            raise RuntimeError("stream event without shardId: the mapping needs TumblingWindowInSeconds")
+        written = wiring.engine().counting.apply(records, shard)
+        logger.info("counts done", extra={"records": len(records), "items_written": written, "shard": shard})
+        metrics_counter("CountWrites", written)
+        flush_metrics()
+    return {"state": {}}

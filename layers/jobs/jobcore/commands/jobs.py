@@ -19,11 +19,12 @@ IDLE, PENDING = JobState.IDLE.value, JobState.PENDING.value
 # Idempotency keys: printable, no control characters (they become part of a key).
 _IDEMPOTENCY_KEY = re.compile(r"^[\x20-\x7e]{1,256}$")
 
+DEFAULT_PRIORITY = 2
 CREATE_FIELDS = frozenset(
     {"type", "ref_id", "owner", "title", "params", "ttl_ms", "delay_ms", "available_at", "max_retries", "state",
-     "initial_status", "unique", "depends_on"}
+     "initial_status", "unique", "depends_on", "priority"}
 )  # fmt: skip
-PATCH_FIELDS = frozenset({"title", "status", "params", "result", "owner", "state"})
+PATCH_FIELDS = frozenset({"title", "status", "params", "result", "owner", "state", "type", "priority"})
 LIST_FIELDS = frozenset({"type", "ref_id", "owner", "state", "created_from", "created_to", "limit", "cursor", "ids"})
 
 
@@ -44,6 +45,7 @@ class CreateJob:
     initial_status: str | None = None
     unique: bool = False
     depends_on: tuple[str, ...] = ()
+    priority: int = DEFAULT_PRIORITY
     idempotency_key: str | None = None
     request_hash: str = ""
 
@@ -64,6 +66,7 @@ def read_create(r: Reader) -> CreateJob | None:
     state = r.choice("state", (IDLE, PENDING), default=PENDING)
     unique = r.boolean("unique")
     depends_on = read_job_ids(r, "depends_on", lim.depends)
+    priority = read_priority(r)
     if delay_ms is not None and available_at is not None:
         r.problem("available_at", "give delay_ms or available_at, not both")
     if unique and not ref_id:
@@ -73,8 +76,17 @@ def read_create(r: Reader) -> CreateJob | None:
     return CreateJob(
         type=job_type, ref_id=ref_id, owner=owner, title=title, params=params, ttl_ms=ttl_ms, delay_ms=delay_ms,
         available_at=available_at, max_retries=max_retries, max_retries_given=r.has("max_retries"), state=state,
-        initial_status=status, unique=unique, depends_on=depends_on,
+        initial_status=status, unique=unique, depends_on=depends_on, priority=priority,
     )  # fmt: skip
+
+
+def read_priority(r: Reader) -> int:
+    """1 (most urgent) to 4; 2 when left out."""
+    value = r.raw("priority")
+    if value is None:
+        return DEFAULT_PRIORITY
+    found = r.integer("priority", minimum=1, maximum=4)
+    return found if found is not None else DEFAULT_PRIORITY
 
 
 def read_job_ids(r: Reader, name: str, most: int) -> tuple[str, ...]:
@@ -117,7 +129,7 @@ def parse_create(parts: Parts, limits: Limits) -> CreateJob:
 
 @dataclass(frozen=True)
 class JobById:
-    """A route that names one job and takes nothing else: get, result, delete, cancel."""
+    """A route that names one job and takes nothing else: get, result, delete, cancel, retry."""
 
     job_id: str
 
@@ -200,6 +212,8 @@ def read_changes(r: Reader, allowed: frozenset[str]) -> tuple[tuple[str, Any], .
         "params": lambda: r.json_value("params", max_bytes=lim.params_bytes),
         "result": lambda: r.json_value("result", max_bytes=lim.result_bytes),
         "available_at": lambda: r.time("available_at"),
+        "type": lambda: r.key_name("type", required=True, name_like=True),
+        "priority": lambda: r.integer("priority", required=True, minimum=1, maximum=4),
     }
     for name in sorted(allowed & set(r.body)):
         if name == "state":
@@ -271,7 +285,8 @@ class Batch:
     depends: tuple[Reference, ...] = ()
 
 
-BATCH_UPDATE_FIELDS = PATCH_FIELDS | {"available_at"}
+# A batch moves no job to another queue: its unique guard would have to move with it.
+BATCH_UPDATE_FIELDS = (PATCH_FIELDS - {"type"}) | {"available_at"}
 
 
 def parse_batch(parts: Parts, limits: Limits) -> Batch:

@@ -101,19 +101,6 @@ def parse_messages(parts: Parts, limits: Limits) -> ListMessages:
 
 
 @dataclass(frozen=True)
-class ListQueues:
-    limit: int = 20
-    cursor: str | None = None
-
-
-def parse_queues(parts: Parts, limits: Limits) -> ListQueues:
-    r = parts.query_reader(frozenset({"limit", "cursor"}), limits)
-    command = ListQueues(read_limit(r), read_cursor(r))
-    r.done()
-    return command
-
-
-@dataclass(frozen=True)
 class ListQueueJobs:
     type: str
     limit: int = 20

@@ -5,7 +5,8 @@
 
 Each family is a module of its own: creating, leasing (start, claim, extend, abort,
 complete, fail), progress (status, cancel), listing (reads), admin (patch, delete, sweep),
-batch. Every write of a job goes through `writes.write` under a rule of `rules.py`.
+batch, queues (counts, settings, history), recovery (retry, redrive, purge), counting (the
+stream's deltas to queue counts and history). Every write of a job goes through `writes.write` under a rule of `rules.py`.
 """
 
 from __future__ import annotations
@@ -20,10 +21,13 @@ from ..store import TableStore
 from .admin import Admin
 from .batch import Batches
 from .context import Context
+from .counting import Counting
 from .creating import Creating
 from .leasing import Leasing
 from .listing import Listing
 from .progress import Progress
+from .queues import Queues
+from .recovery import Recovery
 
 
 class Engine:
@@ -47,6 +51,9 @@ class Engine:
         self.listing = Listing(self.ctx)
         self.admin = Admin(self.ctx)
         self.batches = Batches(self.ctx)
+        self.queues = Queues(self.ctx)
+        self.recovery = Recovery(self.ctx)
+        self.counting = Counting(self.ctx)
 
 
 __all__ = ["Context", "Engine"]

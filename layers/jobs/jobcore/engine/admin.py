@@ -11,13 +11,24 @@ from typing import Any
 from .. import keys
 from ..clock import epoch_seconds, parse_iso, to_iso
 from ..commands.jobs import JobById, PatchJob, Sweep
-from ..errors import NotFound, ServiceUnavailable, VersionMismatch
+from ..errors import Duplicate, NotFound, ServiceUnavailable, VersionMismatch
 from ..model import Job, JobState, Principal
-from ..rules import PATCH, Refused
-from ..store import Expr, Item
+from ..rules import GUARD_OF, PATCH, Refused
+from ..store import Item, Write
 from ..wire import encode_json
 from .context import Context
-from .writes import MAX_WRITE_ATTEMPTS, Change, load, release_guard, visible, write
+from .creating import conditional, guard_write, queue_name_write
+from .writes import (
+    MAX_WRITE_ATTEMPTS,
+    Change,
+    ExtraWritesFailed,
+    delete_messages,
+    load,
+    release_guard,
+    release_guard_of,
+    visible,
+    write,
+)
 
 # How many items one delete-all or clean call looks at before it answers `more`.
 SWEEP_BUDGET = 5000
@@ -48,9 +59,15 @@ class Admin:
     ctx: Context
 
     def patch(self, principal: Principal, command: PatchJob) -> Job:
-        """Set fields of an idle or pending job (api.job setJob); If-Match names a version."""
+        """Set fields of an idle or pending job (api.job setJob); If-Match names a version.
+
+        A new `type` moves the job to another queue; a unique job takes the new queue's
+        guard for its ref_id and gives the old one back in the same transaction, or stays
+        (409 `duplicate`) when an unfinished job holds it.
+        """
         now = self.ctx.clock.now()
         changes = dict(command.changes)
+        old_guard_ours = True
         for _ in range(MAX_WRITE_ATTEMPTS):
             item = self.ctx.store.get(keys.job_key(command.job_id))
             job = visible(item, now)
@@ -60,12 +77,19 @@ class Admin:
             if command.if_match is not None and job.version != command.if_match:
                 raise VersionMismatch(f"job {job.id} is at version {job.version}", {"version": job.version})
             updated = apply_changes(item, changes)
+            moves = [] if updated["type"] == item["type"] else self._move_writes(item, updated, now, old_guard_ours)
             change = Change(
                 sets={k: v for k, v in updated.items() if k not in ("PK", "SK", "version", "modified")},
                 removes=[k for k in item if k not in updated],
+                extra=(lambda _stamp: moves) if moves else None,
             )
             try:
-                return write(self.ctx, command.job_id, PATCH, {":version": job.version}, change, now)
+                moved = write(self.ctx, command.job_id, PATCH, {":version": job.version}, change, now)
+                self.ctx.known_queues.add(moved.type)
+                return moved
+            except ExtraWritesFailed as failed:
+                old_guard_ours = self._refused_move(item, updated, failed, now)
+                continue
             except Refused:
                 if command.if_match is not None:
                     current = load(self.ctx, command.job_id, now)
@@ -75,6 +99,39 @@ class Admin:
                 continue  # changed since it was read: read again
         raise ServiceUnavailable(f"job {command.job_id} kept changing; retry")
 
+    def _move_writes(self, item: Item, updated: Item, now: datetime, old_guard_ours: bool) -> list[Write]:
+        """Besides the job's own write, what moving it to another queue writes: the new
+        queue's name, and for a unique job its guard under the new type."""
+        writes: list[Write] = []
+        if item.get("unique_key"):
+            new_key = keys.guard_key(str(updated["type"]), str(item["ref_id"]))["PK"]
+            updated["unique_key"] = new_key
+            writes.append(guard_write(new_key, str(item["id"]), now, item.get("expires_at")))
+            if old_guard_ours:
+                old = {"PK": str(item["unique_key"]), "SK": keys.GUARD_SK}
+                writes.append(conditional(GUARD_OF, {":job": item["id"]}, kind="delete", key=old))
+        queue = queue_name_write(self.ctx, str(updated["type"]))
+        if queue is not None:
+            writes.append(queue)
+        return writes
+
+    def _refused_move(self, item: Item, updated: Item, failed: ExtraWritesFailed, now: datetime) -> bool:
+        """Why a move's transaction failed: a duplicate (raised), or a guard to fix first.
+        Returns whether the old guard is still the job's to give back."""
+        reasons = failed.reasons
+        if item.get("unique_key") and len(reasons) > 1 and reasons[1][0] == "ConditionalCheckFailed":
+            guard = reasons[1][1] or {}
+            holder = load(self.ctx, str(guard.get("job_id", "")), now)
+            if holder is not None and not holder.complete:
+                raise Duplicate(
+                    f"job {holder.id} of type {updated['type']} and the same ref_id is unfinished",
+                    {"existing_id": holder.id},
+                )
+            release_guard_of(self.ctx, str(guard.get("PK", updated["unique_key"])), str(guard.get("job_id", "")))
+            return True
+        # The old guard is not this job's (released, or taken over): nothing to give back.
+        return not (item.get("unique_key") and len(reasons) > 2 and reasons[2][0] == "ConditionalCheckFailed")
+
     def delete(self, principal: Principal, command: JobById) -> Job:
         """Delete a job, its unique guard and its message log; the job as it was."""
         now = self.ctx.clock.now()
@@ -82,14 +139,8 @@ class Admin:
         if job is None:
             raise NotFound(f"job {command.job_id} not found")
         release_guard(self.ctx, job)
-        self.delete_messages(command.job_id)
+        delete_messages(self.ctx, command.job_id)
         return job
-
-    def delete_messages(self, job_id: str) -> None:
-        e = Expr()
-        condition = f"{e.n('PK')} = {e.v(keys.job_key(job_id)['PK'])} AND begins_with({e.n('SK')}, {e.v(keys.MESSAGE_PREFIX)})"
-        for page in self.ctx.store.pages(condition, e, page_size=100):
-            self.ctx.store.batch_delete([{"PK": i["PK"], "SK": i["SK"]} for i in page])
 
     def sweep(self, principal: Principal, command: Sweep, *, budget: int = SWEEP_BUDGET) -> Swept:
         """Delete every item (Pip deleteJobs), or what has expired (finished jobs past
@@ -110,7 +161,7 @@ class Admin:
                     job = Job.from_item(item)
                     release_guard(self.ctx, job)
                     if not command.everything:  # delete-all removes the messages as it meets them
-                        self.delete_messages(job.id)
+                        delete_messages(self.ctx, job.id)
             if start is None:
                 return Swept(deleted, False)
             if scanned >= budget:

@@ -16,10 +16,10 @@ from ..errors import BatchConflict, InvalidRequest
 from ..model import Job, JobState, Principal
 from ..rules import AT_VERSION
 from ..store import Item, TransactionCanceled, Write
-from .admin import Admin, apply_changes
+from .admin import apply_changes
 from .context import Context, now_values
 from .creating import conditional, create_writes, new_item, queue_name_write
-from .writes import release_guard, visible
+from .writes import delete_messages, release_guard, visible
 
 
 @dataclass(frozen=True)
@@ -99,12 +99,11 @@ class Batches:
                 self.ctx.known_queues.add(item["type"])
         if new_items:
             self.ctx.count("JobsCreated", len(new_items))
-        admin = Admin(self.ctx)
         for ref in command.deletes:
             old = visible(current.get(ref.job_id), now)
             if old is not None:
                 release_guard(self.ctx, old)
-                admin.delete_messages(ref.job_id)
+                delete_messages(self.ctx, ref.job_id)
         return BatchResult(
             created=[Job.from_item(i) for i, _ in new_items],
             updated=[Job.from_item(i) for i in updated_items],

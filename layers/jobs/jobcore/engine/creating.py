@@ -15,7 +15,7 @@ from ..rules import ABSENT, EXISTS, FREE, Transition
 from ..store import ConditionFailed, Expr, Item, TransactionCanceled, Write
 from ..wire import encode_json
 from .context import Context, now_values
-from .writes import MAX_WRITE_ATTEMPTS, load, release_guard
+from .writes import MAX_WRITE_ATTEMPTS, load, release_guard_of
 
 
 @dataclass(frozen=True)
@@ -54,6 +54,7 @@ def new_item(ctx: Context, principal: Principal, command: CreateJob, now: dateti
         "cancel_requested": False,
         "depends_on": list(command.depends_on),
         "msg_count": 0,
+        "priority": command.priority,
     }
     optional = {
         "ref_id": command.ref_id,
@@ -72,15 +73,21 @@ def new_item(ctx: Context, principal: Principal, command: CreateJob, now: dateti
     return item
 
 
+def guard_write(unique_key: str, job_id: str, now: datetime, expires_at: int | None) -> Write:
+    """Take a unique guard for a job: only if it is free (absent, or its job expired)."""
+    guard: Item = {"PK": unique_key, "SK": keys.GUARD_SK, "job_id": job_id, "created": to_iso(now)}
+    if expires_at is not None:
+        guard["expires_at"] = expires_at
+    return conditional(FREE, now_values(now), kind="put", item=guard)
+
+
 def create_writes(item: Item, unique: bool, now: datetime) -> list[Write]:
     """The writes that create one job: the job, its unique guard, its dependencies' checks."""
     given = now_values(now)
     writes = [conditional(ABSENT, given, kind="put", item=item)]
     if unique:
-        guard: Item = {**keys.guard_key(item["type"], item["ref_id"]), "job_id": item["id"], "created": item["created"]}
-        if "expires_at" in item:
-            guard["expires_at"] = item["expires_at"]
-        writes.append(conditional(FREE, given, kind="put", item=guard))
+        key = keys.guard_key(item["type"], item["ref_id"])["PK"]
+        writes.append(guard_write(key, item["id"], now, item.get("expires_at")))
     writes += [conditional(EXISTS, given, kind="check", key=keys.job_key(dep)) for dep in item.get("depends_on", [])]
     return writes
 
@@ -184,8 +191,7 @@ def _conflict(
             return Created(holder, created=False)
         # The guard outlived its job (a crash between finishing and releasing it): release
         # it, if it is still that stale guard, and try again.
-        stale = Job.from_item({**item, "id": str(guard.get("job_id")), "unique_key": str(guard.get("PK"))})
-        release_guard(ctx, stale)
+        release_guard_of(ctx, str(guard.get("PK")), str(guard.get("job_id")))
         return None
     first_dependency = 2 if command.unique else 1
     dependencies = item.get("depends_on", [])

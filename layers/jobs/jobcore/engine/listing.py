@@ -12,7 +12,7 @@ from typing import Any, Generic, TypeVar
 from .. import keys
 from ..clock import epoch_seconds, to_iso
 from ..commands.jobs import JobById, ListJobs
-from ..commands.status import ListMessages, ListQueueJobs, ListQueues
+from ..commands.status import ListMessages, ListQueueJobs
 from ..cursors import open_cursor, seal
 from ..errors import NotFinished, NotFound
 from ..model import Job, JobState, Principal
@@ -167,17 +167,6 @@ class Listing:
         return Page([Job.from_item(i) for i in kept], next_cursor)
 
     # -- queues -------------------------------------------------------------------------------
-    def queues(self, principal: Principal, command: ListQueues) -> Page[str]:
-        """Queue names (taskstore groups), in name order."""
-        e = Expr()
-        condition = f"{e.n('PK')} = {e.v(keys.QUEUES_PK)}"
-        page = self._page(
-            f"queues|{principal.sub}",
-            command.cursor,
-            lambda start: self.ctx.store.page(condition, e, limit=command.limit, start_key=start),
-        )
-        return Page([str(i["type"]) for i in page.data], page.next_cursor)
-
     def queue_jobs(self, principal: Principal, command: ListQueueJobs) -> Page[Job]:
         """Claimable jobs of a queue, oldest first; `include_leased` adds running ones."""
         now = self.ctx.clock.now()

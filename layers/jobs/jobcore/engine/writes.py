@@ -63,6 +63,19 @@ def visible(item: Item | None, now: datetime) -> Job | None:
 
 def write(ctx: Context, job_id: str, rule: Transition, given: Mapping[str, Any], change: Change, now: datetime) -> Job:
     """Apply one transition to a job; the job as it is after it."""
+    job = _apply(ctx, job_id, rule, given, change, now, read_back=True)
+    assert job is not None
+    return job
+
+
+def write_only(ctx: Context, job_id: str, rule: Transition, given: Mapping[str, Any], change: Change, now: datetime) -> None:
+    """Apply one transition to a job without reading it back (a transaction returns nothing:
+    bulk operations save the GetItem per job)."""
+    _apply(ctx, job_id, rule, given, change, now, read_back=False)
+
+
+def _apply(ctx: Context, job_id: str, rule: Transition, given: Mapping[str, Any], change: Change, now: datetime, *,
+           read_back: bool) -> Job | None:  # fmt: skip
     modified = now
     removes = list(change.removes)
     key = keys.job_key(job_id)
@@ -83,6 +96,8 @@ def write(ctx: Context, job_id: str, rule: Transition, given: Mapping[str, Any],
         try:
             if extra:
                 ctx.store.transact([Write("update", key=key, update=update, condition=rule.condition, expr=e), *extra])
+                if not read_back:
+                    return None
                 job = visible(ctx.store.get(key), now)
                 if job is None:  # deleted between the two requests
                     raise NotFound(f"job {job_id} not found")
@@ -127,12 +142,16 @@ def terminal_sets(ctx: Context, job_id: str, state: str, now: datetime, error: M
 def release_guard(ctx: Context, job: Job) -> Job:
     """A job that ended gives its unique guard back, if the guard is still its own."""
     if job.unique_key:
-        e = Expr()
-        e.names.update(GUARD_OF.names)
-        e.values.update(GUARD_OF.values({":job": job.id}))
-        with contextlib.suppress(ConditionFailed):  # released already, or taken by a newer job
-            ctx.store.delete({"PK": job.unique_key, "SK": keys.GUARD_SK}, condition=GUARD_OF.condition, expr=e)
+        release_guard_of(ctx, job.unique_key, job.id)
     return job
+
+
+def release_guard_of(ctx: Context, unique_key: str, job_id: str) -> None:
+    e = Expr()
+    e.names.update(GUARD_OF.names)
+    e.values.update(GUARD_OF.values({":job": job_id}))
+    with contextlib.suppress(ConditionFailed):  # released already, or taken by a newer job
+        ctx.store.delete({"PK": unique_key, "SK": keys.GUARD_SK}, condition=GUARD_OF.condition, expr=e)
 
 
 def ended(ctx: Context, job: Job) -> Job:
@@ -142,6 +161,14 @@ def ended(ctx: Context, job: Job) -> Job:
     if job.state in name:
         ctx.count(name[job.state])
     return job
+
+
+def delete_messages(ctx: Context, job_id: str) -> None:
+    """A deleted job's message log goes with it."""
+    e = Expr()
+    condition = f"{e.n('PK')} = {e.v(keys.job_key(job_id)['PK'])} AND begins_with({e.n('SK')}, {e.v(keys.MESSAGE_PREFIX)})"
+    for page in ctx.store.pages(condition, e, page_size=100):
+        ctx.store.batch_delete([{"PK": i["PK"], "SK": i["SK"]} for i in page])
 
 
 def load(ctx: Context, job_id: str, now: datetime) -> Job | None:

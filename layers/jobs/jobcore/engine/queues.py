@@ -1,0 +1,114 @@
+"""Queues as objects: their counts by state (kept by the stream, see counting.py), lag,
+settings (paused, fifo) and per-minute history; reading one costs at most two requests."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import Any
+
+from .. import keys
+from ..clock import parse_iso, to_iso
+from ..commands.queues import GetQueue, ListQueues, PatchQueue, QueueHistory
+from ..cursors import open_cursor, seal
+from ..errors import InvalidRequest, NotFound
+from ..model import Principal
+from ..store import Expr, Item
+from .context import Context
+from .counting import HISTORY, STATES, minute_of
+from .listing import Page
+
+HISTORY_MAX_BACK = timedelta(hours=24)
+
+
+@dataclass(frozen=True)
+class Queue:
+    type: str
+    paused: bool
+    fifo: bool
+    counts: dict[str, int]
+    oldest_pending_at: str | None
+    modified: str | None
+
+    def to_wire(self) -> dict[str, Any]:
+        return {"type": self.type, "paused": self.paused, "fifo": self.fifo, "counts": self.counts,
+                "oldest_pending_at": self.oldest_pending_at, "modified": self.modified}  # fmt: skip
+
+
+def queue_of(item: Item, oldest: str | None) -> Queue:
+    return Queue(
+        type=str(item["type"] if "type" in item else item["SK"]),
+        paused=bool(item.get("paused", False)),
+        fifo=bool(item.get("fifo", False)),
+        counts={state: max(0, int(item.get(f"n_{state}", 0))) for state in STATES},
+        oldest_pending_at=oldest,
+        modified=item.get("modified"),
+    )
+
+
+@dataclass
+class Queues:
+    ctx: Context
+
+    def oldest_claimable(self, job_type: str) -> str | None:
+        """When the oldest claimable job of the queue became claimable: one Query, one item."""
+        e = Expr()
+        bound = keys.visible_key(to_iso(self.ctx.clock.now()), keys.KEY_HIGH)
+        condition = f"{e.n('TPK')} = {e.v(keys.type_partition(job_type))} AND {e.n('QSK')} <= {e.v(bound)}"
+        found, _ = self.ctx.store.query(condition, e, index=keys.QUEUE_INDEX, limit=1)
+        return str(found[0]["QSK"]).split("#", 1)[0] if found else None
+
+    def get(self, principal: Principal, command: GetQueue) -> Queue:
+        item = self.ctx.store.get(keys.queue_name_key(command.type))
+        if item is None:
+            raise NotFound(f"queue {command.type} not found")
+        return queue_of(item, self.oldest_claimable(command.type))
+
+    def page(self, principal: Principal, command: ListQueues) -> Page[Queue]:
+        """Queues by name: one Query for the page, and one per queue for its lag."""
+        scope = f"queues|{principal.sub}|{command.prefix}"
+        start = open_cursor(self.ctx.cursor_key(), scope, command.cursor) if command.cursor else None
+        e = Expr()
+        condition = f"{e.n('PK')} = {e.v(keys.QUEUES_PK)}"
+        if command.prefix:
+            condition += f" AND begins_with({e.n('SK')}, {e.v(command.prefix)})"
+        items, next_start = self.ctx.store.page(condition, e, limit=command.limit, start_key=start)
+        queues = [queue_of(item, self.oldest_claimable(str(item["SK"]))) for item in items]
+        return Page(queues, seal(self.ctx.cursor_key(), scope, next_start) if next_start else None)
+
+    def patch(self, principal: Principal, command: PatchQueue) -> Queue:
+        """Set paused and fifo. A queue never used becomes one (its settings outlive its jobs)."""
+        e = Expr()
+        sets = [f"{e.n('type')} = {e.v(command.type)}", f"{e.n('modified')} = {e.v(to_iso(self.ctx.clock.now()))}"]
+        if command.paused is not None:
+            sets.append(f"{e.n('paused')} = {e.v(command.paused)}")
+        if command.fifo is not None:
+            sets.append(f"{e.n('fifo')} = {e.v(command.fifo)}")
+        item = self.ctx.store.update(keys.queue_name_key(command.type), "SET " + ", ".join(sets), condition=None, expr=e)
+        self.ctx.queue_settings.forget(command.type)
+        return queue_of(item, self.oldest_claimable(command.type))
+
+    def history(self, principal: Principal, command: QueueHistory) -> list[dict[str, Any]]:
+        """Per-minute counts between from and to (default: the last hour), oldest first,
+        minutes with nothing as zeros. One Query."""
+        now = self.ctx.clock.now()
+        to = command.to or now
+        start = command.from_ or to - timedelta(hours=1)
+        if start < now - HISTORY_MAX_BACK:
+            raise InvalidRequest.fields({"from": "at most 24 hours back"})
+        if start > to:
+            raise InvalidRequest.fields({"from": "after to"})
+        first, last = minute_of(start.timestamp()), minute_of(to.timestamp())
+        e = Expr()
+        condition = (f"{e.n('PK')} = {e.v(keys.history_pk(command.type))} AND "
+                     f"{e.n('SK')} BETWEEN {e.v(first)} AND {e.v(last)}")  # fmt: skip
+        found = {str(i["SK"]): i for page in self.ctx.store.pages(condition, e, page_size=1500) for i in page}
+        minutes = []
+        moment = parse_iso(first)
+        end = parse_iso(last)
+        while moment <= end:
+            at = to_iso(moment)
+            item = found.get(at, {})
+            minutes.append({"minute": at, **{name: max(0, int(item.get(name, 0))) for name in HISTORY}})
+            moment += timedelta(minutes=1)
+        return minutes
