@@ -343,16 +343,30 @@ def cancel(ctx: typer.Context, job_id: Annotated[str, typer.Argument()]) -> None
 @app.command()
 def claim(
     ctx: typer.Context,
-    type: Annotated[str, typer.Argument(help="Queue.")],
+    types: Annotated[list[str], typer.Argument(help="Queue, or several: the first with a job serves.")],
     timeout_ms: Annotated[int, typer.Option(help="Lease length.")] = 60_000,
     wait_ms: Annotated[int, typer.Option(help="Long poll up to this long (at most 20000).")] = 0,
     worker: Annotated[str | None, typer.Option(help="Worker name recorded on the lease.")] = None,
+    max_jobs: Annotated[int | None, typer.Option(help="Lease up to this many (1-10), each with its own token.")] = None,
 ) -> None:
-    """Lease the next job of a queue; prints it with its lease token (exit 3 when none)."""
+    """Lease the next job of a queue (or of the first of several with work); prints it with its
+    lease token (exit 3 when none)."""
     with _service(ctx) as client:
-        job = client.claim(type, timeout_ms=timeout_ms, wait_ms=wait_ms or None, worker=worker)
-    _show_job(ctx.obj, job)
-    if job is None:
+        if max_jobs is None and len(types) == 1:
+            job = client.claim(types[0], timeout_ms=timeout_ms, wait_ms=wait_ms or None, worker=worker)
+            jobs = [job] if job is not None else []
+        else:
+            where = types[0] if len(types) == 1 else types
+            jobs = client.claim_many(where, max_jobs=max_jobs or 1, timeout_ms=timeout_ms, wait_ms=wait_ms or None,
+                                     worker=worker)  # fmt: skip
+    if max_jobs is None:
+        _show_job(ctx.obj, jobs[0] if jobs else None)
+    elif ctx.obj.json:
+        _json(jobs)
+    else:
+        for job in jobs:
+            _show_job(ctx.obj, job)
+    if not jobs:
         raise typer.Exit(3)
 
 

@@ -356,6 +356,33 @@ class JobsClient:
         )
         return Job.from_wire(reply.body) if reply.status == 200 else None
 
+    def claim_many(
+        self,
+        types: str | list[str],
+        *,
+        max_jobs: int,
+        timeout_ms: int,
+        worker: str | None = None,
+        wait_ms: int | None = None,
+        max_retries: int | None = None,
+    ) -> list[Job]:
+        """Lease up to max_jobs jobs, each with its own lease token: from one queue, or from
+        the first of several (tried in the order given; rotate it for fairness). [] if none."""
+        body: dict[str, Any] = {"timeout_ms": timeout_ms, "worker": worker, "wait_ms": wait_ms,
+                                "max_retries": max_retries, "max_jobs": max_jobs}  # fmt: skip
+        if isinstance(types, str):
+            path = f"/queues/{types}/claim"
+        else:
+            path, body["types"] = "/claim", list(types)
+        reply = self.request(
+            "POST",
+            path,
+            body={k: v for k, v in body.items() if v is not None},
+            idempotent=False,
+            timeout_s=self.timeout_s + (wait_ms or 0) / 1000,
+        )
+        return [Job.from_wire(item) for item in reply.body["data"]] if reply.status == 200 else []
+
     def extend(self, job_id: str, lease_token: str, *, timeout_ms: int) -> Job:
         """`locked_until = now + timeout_ms`; the answer says whether cancel was requested."""
         body = {"lease_token": lease_token, "timeout_ms": timeout_ms}

@@ -17,13 +17,14 @@ and report the outcome.
 
 from __future__ import annotations
 
+import itertools
 import logging
 import os
 import signal
 import socket
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -34,6 +35,8 @@ from .models import Job, Progress, Speed
 logger = logging.getLogger("jobs_client.worker")
 
 # Answers that mean this worker no longer holds the lease.
+# A worker serves at most this many queues (POST /v1/claim's `types`).
+MAX_QUEUES = 10
 _LEASE_GONE = (LeaseLost, NotRunning, AlreadyFinished, NotFound)
 
 
@@ -148,7 +151,7 @@ class Worker:
     def __init__(
         self,
         client: JobsClient,
-        type: str,
+        type: str | Sequence[str],
         handler: Handler,
         *,
         concurrency: int = 1,
@@ -161,8 +164,15 @@ class Worker:
     ) -> None:
         if concurrency < 1:
             raise ValueError("concurrency must be at least 1")
+        queues = [type] if isinstance(type, str) else list(type)
+        if not queues or len(queues) > MAX_QUEUES or len(set(queues)) != len(queues):
+            raise ValueError(f"give 1 to {MAX_QUEUES} distinct queues")
+        if not all(isinstance(queue, str) and queue for queue in queues):
+            raise TypeError("each queue is a non-empty string")
         self.client = client
-        self.type = type
+        self.queues = queues
+        self.type = queues[0]
+        self._turn = itertools.count()
         self.handler = handler
         self.concurrency = concurrency
         self.lease_ms = lease_ms
@@ -217,9 +227,7 @@ class Worker:
     def _slot(self) -> None:
         while not self._stopping.is_set():
             try:
-                job = self.client.claim(
-                    self.type, timeout_ms=self.lease_ms, worker=self.name, wait_ms=self.wait_ms, max_retries=self.max_retries
-                )
+                job = self._claim()
             except JobsClientError as error:
                 logger.warning("claim failed: %s", error)
                 self._stopping.wait(1.0)
@@ -233,6 +241,19 @@ class Worker:
                 return
             if not self._run(ctx):
                 return  # abandoned: a fresh slot took over
+
+    def _claim(self) -> Job | None:
+        """One job: from the queue, or from the first of the queues with work, their order
+        rotated at every claim so that a busy first queue does not starve the others."""
+        if len(self.queues) == 1:
+            return self.client.claim(
+                self.type, timeout_ms=self.lease_ms, worker=self.name, wait_ms=self.wait_ms, max_retries=self.max_retries
+            )
+        turn = next(self._turn) % len(self.queues)
+        order = self.queues[turn:] + self.queues[:turn]
+        jobs = self.client.claim_many(order, max_jobs=1, timeout_ms=self.lease_ms, worker=self.name, wait_ms=self.wait_ms,
+                                      max_retries=self.max_retries)  # fmt: skip
+        return jobs[0] if jobs else None
 
     def _run(self, ctx: JobContext) -> bool:
         """Run one job; False when the handler overran max_run_s and was abandoned."""

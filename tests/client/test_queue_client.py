@@ -337,3 +337,36 @@ def test_a_job_without_priority_or_schedule_gets_the_defaults():
     assert (bare.priority, bare.schedule) == (2, None)
     full = Job.from_wire({"id": "j", "type": "t", "state": "idle", "version": 1, "priority": 4, "schedule": "*/5 * * * *"})
     assert (full.priority, full.schedule) == (4, "*/5 * * * *")
+
+
+# -- claiming more ------------------------------------------------------------------------
+def test_claim_many_of_one_queue_or_the_first_of_several():
+    leased = {**JOB, "state": "running", "lease_token": "1-a"}
+    fake = Fake().on("POST", "/v1/queues/a/claim", ok({"data": [leased, {**leased, "id": "j2", "lease_token": "1-b"}]}))
+    fake.on("POST", "/v1/claim", httpx.Response(204))
+    client = fake.client()
+    assert [j.lease_token for j in client.claim_many("a", max_jobs=3, timeout_ms=1000)] == ["1-a", "1-b"]
+    assert client.claim_many(["b", "a"], max_jobs=2, timeout_ms=1000, wait_ms=500) == []
+    assert fake.sent() == [
+        ("POST", "/v1/queues/a/claim", {}, {"timeout_ms": 1000, "max_jobs": 3}),
+        ("POST", "/v1/claim", {}, {"timeout_ms": 1000, "wait_ms": 500, "max_jobs": 2, "types": ["b", "a"]}),
+    ]
+
+
+def test_a_worker_of_several_queues_rotates_their_order_at_each_claim():
+    from jobs_client import Worker
+
+    fake = Fake().on("POST", "/v1/claim", httpx.Response(204))
+    worker = Worker(fake.client(), ["a", "b", "c"], lambda ctx: None, wait_ms=0)
+    for _ in range(4):
+        assert worker._claim() is None
+    orders = [body["types"] for _, _, _, body in fake.sent()]
+    assert orders == [["a", "b", "c"], ["b", "c", "a"], ["c", "a", "b"], ["a", "b", "c"]]
+
+
+@pytest.mark.parametrize("queues", [[], ["a", "a"], [f"q{n}" for n in range(11)]])
+def test_a_worker_refuses_a_list_of_queues_it_cannot_serve(queues):
+    from jobs_client import Worker
+
+    with pytest.raises(ValueError):
+        Worker(Fake().client(), queues, lambda ctx: None)

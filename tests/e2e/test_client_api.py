@@ -312,6 +312,9 @@ def test_the_command_line_claims_completes_fails_lists_and_shows(local_service):
     assert json.loads(jobs_cli(env, "--json", "pause", queue).stdout)["paused"] is True
     assert json.loads(jobs_cli(env, "--json", "queue", queue).stdout)["queue"]["paused"] is True
     assert json.loads(jobs_cli(env, "--json", "resume", queue).stdout)["paused"] is False
+    many = json.loads(jobs_cli(env, "--json", "claim", queue, "--max-jobs", "3").stdout)
+    assert [j["id"] for j in many] == [second["id"]] and many[0]["lease_token"]
+    assert jobs_cli(env, "--json", "claim", "other-queue-none", queue, "--max-jobs", "2").returncode == 3
     deleted = jobs_cli(env, "--json", "delete", second["id"])
     assert deleted.returncode == 0 and json.loads(deleted.stdout)["id"] == second["id"]
 

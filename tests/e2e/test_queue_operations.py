@@ -175,3 +175,35 @@ def test_ttl_expiries_leave_the_counts(tmp_path: Path) -> None:
         assert counts(service, queue) == {**dict.fromkeys(STATES, 0), "pending": 2}
     finally:
         stop_local_service(service)
+
+
+def test_claiming_more_at_once_and_from_several_queues(faulty):
+    import threading
+
+    from jobs_client import JobsClient
+
+    client = JobsClient(faulty.http_url, faulty.token("service", "svc-more"))
+    for _ in range(7):
+        client.create_job("more-a")
+    first = client.claim_many("more-a", max_jobs=5, timeout_ms=60_000)
+    rest = client.claim_many("more-a", max_jobs=5, timeout_ms=60_000)
+    assert (len(first), len(rest)) == (5, 2)
+    assert len({j.id for j in first + rest}) == 7 and len({j.lease_token for j in first + rest}) == 7
+    assert client.claim_many("more-a", max_jobs=5, timeout_ms=60_000) == []
+
+    client.create_job("more-c")
+    served = client.claim_many(["more-b", "more-c", "more-a"], max_jobs=3, timeout_ms=60_000)
+    assert [j.type for j in served] == ["more-c"]
+    single = call(faulty, "POST", "/v1/claim", body={"types": ["more-b"]})
+    assert single.status == 204
+
+    # A long poll on two queues wakes for a job in either.
+    answer: list[Any] = []
+    body = {"types": ["more-b", "more-d"], "wait_ms": 15_000, "timeout_ms": 60_000}
+    poll = threading.Thread(target=lambda: answer.append(call(faulty, "POST", "/v1/claim", body=body)))
+    poll.start()
+    try:
+        made = client.create_job("more-d")
+    finally:
+        poll.join(timeout=60)
+    assert answer and answer[0].status == 200 and answer[0].body["id"] == made.id

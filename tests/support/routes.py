@@ -9,7 +9,7 @@ SERVICE_ONLY = {
     ("POST", "/v1/jobs/{id}/abort"), ("POST", "/v1/jobs/{id}/complete"), ("POST", "/v1/jobs/{id}/fail"),
     ("POST", "/v1/jobs/{id}/status"), ("GET", "/v1/queues"), ("GET", "/v1/queues/{type}/jobs"), ("POST", "/v1/batch"),
     ("GET", "/v1/queues/{type}"), ("PATCH", "/v1/queues/{type}"), ("GET", "/v1/queues/{type}/history"),
-    ("POST", "/v1/jobs/{id}/retry"), ("POST", "/v1/queues/{type}/redrive"),
+    ("POST", "/v1/jobs/{id}/retry"), ("POST", "/v1/queues/{type}/redrive"), ("POST", "/v1/claim"),
 }  # fmt: skip
 ADMIN_ONLY = {("DELETE", "/v1/jobs"), ("DELETE", "/v1/queues/{type}/jobs")}
 

@@ -315,3 +315,30 @@ def test_a_stream_batch_reads_once_and_writes_each_queue_and_minute_once(service
     fresh(service, clock, counter)
     assert service.engine.counting.apply(records, "shard-1") == 6
     assert dict(counter.calls) == {"BatchGetItem": 1, "UpdateItem": 6}  # 150 records, 3 queues, 1 minute
+
+
+def test_max_jobs_is_one_query_and_one_write_per_job(service, svc, clock, counter):
+    from jobcore.commands import Parts
+    from jobcore.commands.leases import parse_claim
+
+    for _ in range(12):
+        service.create(svc, {"type": "cost"})
+    assert service.claim(svc, "cost", {"timeout_ms": 1000}) is not None  # reads the queue's settings
+    fresh(service, clock, counter)
+    command = parse_claim(Parts(path={"type": "cost"}, body={"timeout_ms": 1000, "max_jobs": 10}), service.limits)
+    assert len(service.engine.leasing.claim_many(svc, command)) == 10
+    assert dict(counter.calls) == {"Query": 1, "UpdateItem": 10}
+    assert counter.items_read <= 16
+
+
+def test_a_claim_over_several_queues_is_one_query_per_queue_tried(service, svc, clock, counter):
+    from jobcore.commands import Parts
+    from jobcore.commands.leases import parse_claim_any
+
+    service.create(svc, {"type": "third"})
+    command = parse_claim_any(Parts(body={"types": ["first", "second", "third"]}), service.limits)
+    assert service.engine.leasing.claim_many(svc, command) != []  # reads each queue's settings once
+    service.create(svc, {"type": "third"})
+    fresh(service, clock, counter)
+    assert service.engine.leasing.claim_many(svc, command) != []
+    assert dict(counter.calls) == {"Query": 3, "UpdateItem": 1}

@@ -41,6 +41,7 @@ ROUTE_PARSERS: dict[str, Callable[[Parts, Limits], Any]] = {
     "POST /v1/batch": job_commands.parse_batch,
     "POST /v1/jobs/{id}/start": leases.parse_start,
     "POST /v1/queues/{type}/claim": leases.parse_claim,
+    "POST /v1/claim": leases.parse_claim_any,
     "POST /v1/jobs/{id}/extend": leases.parse_extend,
     "POST /v1/jobs/{id}/abort": leases.parse_abort,
     "POST /v1/jobs/{id}/complete": leases.parse_complete,
@@ -62,7 +63,7 @@ PARSE_NOTHING = {"GET /v1/schema"}
 FIELD_NAMES = sorted(
     job_commands.CREATE_FIELDS | job_commands.LIST_FIELDS | job_commands.PATCH_FIELDS | leases.CLAIM_FIELDS
     | status.STATUS_FIELDS | {"paused", "fifo", "from", "to", "prefix", "states", "error_code", "limit", "priority",
-    "lease_token", "timeout_ms", "worker", "result", "error", "retry", "retry_in_ms", "code",
+    "types", "lease_token", "timeout_ms", "worker", "result", "error", "retry", "retry_in_ms", "code",
     "message", "id", "version", "create", "update", "delete", "depends", "title", "current", "maximum", "speed", "unit",
     "as_text", "action", "job_id"}
 )  # fmt: skip
@@ -126,7 +127,8 @@ VALID: dict[str, dict[str, Any]] = {
                                   "speeds": [{"title": "s", "speed": 1.5, "unit": "u", "as_text": "1.5 u"}],
                                   "message_to_append": "m", "lease_token": "1-ab", "extend_ms": 1000},
     "POST /v1/queues/{type}/claim": {"timeout_ms": 1000, "worker": "w", "max_retries": 2, "depends": [{"id": JOB, "version": 1}],
-                                     "wait_ms": 0},
+                                     "wait_ms": 0, "max_jobs": 3},
+    "POST /v1/claim": {"types": ["q", "r"], "timeout_ms": 1000, "worker": "w", "max_retries": 2, "wait_ms": 0, "max_jobs": 2},
     "POST /v1/jobs/{id}/fail": {"lease_token": "1-ab", "error": {"code": "c", "message": "m"}, "retry_in_ms": 5, "retry": True},
     "POST /v1/jobs/{id}/complete": {"lease_token": "1-ab", "result": [1, 2]},
     "PATCH /v1/jobs/{id}": {"title": "t", "status": "s", "params": {}, "result": None, "owner": "o", "state": "idle",

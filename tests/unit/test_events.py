@@ -30,6 +30,7 @@ EXPECTED = {
     "delete_job": 200,
     "start_job": 200,
     "claim_job": 200,
+    "claim_any": 200,  # {"data": [the sample job]}: max_jobs is given
     "extend_lease": 409,  # not_running: the sample job holds no lease
     "abort_job": 409,
     "complete_job": 409,

@@ -542,19 +542,16 @@ def test_an_item_that_is_no_job_is_not_counted_and_does_not_stop_the_shard(servi
     assert service.queue("mail").counts["pending"] == 1
 
 
+# Some 15,000 requests to the in-process DynamoDB: about 70 s on an idle 2-core machine, and
+# several times that beside a second suite; the suite's 300 s would be a coin toss.
+@pytest.mark.timeout(1200)
 def test_retry_redrive_and_purge_work_through_5000_jobs_in_budgeted_calls(service, svc, admin, clock, dynamodb):
     """A queue of 5,000 failed jobs (two error codes) and 100 of another queue: redrive one
-    code in calls of at most `limit`, purge in calls of at most the budget; the counts and the
-    history follow, from the stream, in batches of 1,000 records."""
+    code in calls of at most `limit`, purge in calls of at most the budget, reading only that
+    queue's jobs. (The counts following these changes through the stream: the tests above
+    and tests/e2e/test_queue_operations.py.)"""
     from jobcore.clock import to_iso
     from jobcore.store import serialize
-
-    stream = StreamReader(dynamodb, clock)
-
-    def count_from_stream() -> None:
-        records = job_records(stream.read())
-        for start in range(0, len(records), 1000):
-            service.engine.counting.apply(records[start : start + 1000], "shard-1")
 
     now = clock.now()
     items = []
@@ -576,20 +573,14 @@ def test_retry_redrive_and_purge_work_through_5000_jobs_in_budgeted_calls(servic
         calls.append(service.redrive(svc, "deep", {"error_code": "timeout", "limit": 1000}))
         clock.advance(10)
     assert sum(c.retried for c in calls) == 4500 and all(c.retried + c.skipped <= 1000 for c in calls)
-    count_from_stream()
-    assert service.queue("deep").counts == {**dict.fromkeys(STATES, 0), "pending": 4500, "error": 500}
-    assert sum(m["retried"] for m in service.history("deep")) == 4500
-    assert service.queue("other").counts["pending"] == 100
+    assert truth(dynamodb)["deep"] == {**dict.fromkeys(STATES, 0), "pending": 4500, "error": 500}
 
     purges = []
     while not purges or purges[-1].more:
         purges.append(service.purge(admin, "deep"))
         clock.advance(10)
     assert sum(p.deleted for p in purges) == 5000 and all(p.deleted <= 500 for p in purges) and len(purges) >= 10
-    count_from_stream()
-    assert service.queue("deep").counts == dict.fromkeys(STATES, 0)
-    assert service.queue("other").counts["pending"] == 100  # only the queue's own jobs
-    assert truth(dynamodb) == {"other": {**dict.fromkeys(STATES, 0), "pending": 100}}
+    assert truth(dynamodb) == {"other": {**dict.fromkeys(STATES, 0), "pending": 100}}  # only the queue's own jobs
 
 
 @pytest.mark.parametrize(

@@ -143,7 +143,7 @@ def test_runtime_settings_live_in_globals(template):
         # request; those behind the HTTP API stay under its 30 s integration timeout.
         events = (spec.properties.get("Events") or {}).values()
         stream_consumer = any(e.get("Type") == "DynamoDB" for e in events)
-        long_poll = spec.handler == "claim_job.handler"
+        long_poll = spec.handler in ("claim_job.handler", "claim_any.handler")
         bulk = spec.handler in ("redrive_queue.handler", "purge_queue.handler")
         assert "Timeout" not in spec.properties or stream_consumer or long_poll or bulk, f"{spec.logical_id} overrides Timeout"
         if any(e.get("Type") == "HttpApi" for e in events):

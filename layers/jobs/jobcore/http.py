@@ -22,9 +22,10 @@ from dataclasses import dataclass, field
 from typing import Any, Generic, TypeVar
 
 from .commands import Parts
+from .commands.leases import ClaimJob
 from .engine import Engine
 from .errors import Forbidden, InvalidRequest, JobsError, Throttled, Unauthorized
-from .model import Principal, Role
+from .model import Job, Principal, Role
 from .observability import flush_metrics, logger, traced
 from .settings import Limits
 from .wire import decode_json, has_surrogate
@@ -119,6 +120,15 @@ def parts_of(event: Mapping[str, Any], limits: Limits) -> Parts:
         headers={k: str(v) for k, v in strings["headers"].items()},
         body=body,
     )
+
+
+def leased_answer(command: ClaimJob, jobs: list[Job]) -> Response:
+    """A claim's answer: 204 when nothing was leased; the job, or with `max_jobs` a list."""
+    if not jobs:
+        return Response(204)
+    if command.max_jobs is None:
+        return Response(200, jobs[0].to_wire(with_lease_token=True))
+    return Response(200, {"data": [job.to_wire(with_lease_token=True) for job in jobs]})
 
 
 def error_response(error: JobsError) -> Response:

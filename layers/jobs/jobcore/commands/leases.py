@@ -7,7 +7,7 @@ from typing import Any
 
 from ..settings import Limits
 from . import Parts
-from .fields import Reader
+from .fields import NAME_PATTERN, Reader
 
 DEFAULT_TIMEOUT_MS = 30_000
 
@@ -44,7 +44,8 @@ class Dependency:
 
 @dataclass(frozen=True)
 class ClaimJob:
-    type: str
+    # The queues to lease from, tried in this order: the path's one, or a body's `types`.
+    types: tuple[str, ...]
     timeout_ms: int = DEFAULT_TIMEOUT_MS
     worker: str | None = None
     # The claim passes by jobs started this often already; the job's own limit decides
@@ -52,26 +53,69 @@ class ClaimJob:
     max_retries: int | None = None
     depends: tuple[Dependency, ...] = ()
     wait_ms: int = 0
+    # None: one job, answered as the job; a number: up to that many, answered as a list.
+    max_jobs: int | None = None
+
+    @property
+    def type(self) -> str:
+        """The first queue (the only one of a claim by path)."""
+        return self.types[0]
+
+    @property
+    def wanted(self) -> int:
+        return self.max_jobs or 1
 
 
-CLAIM_FIELDS = frozenset({"timeout_ms", "worker", "max_retries", "depends", "wait_ms"})
+CLAIM_FIELDS = frozenset({"timeout_ms", "worker", "max_retries", "depends", "wait_ms", "max_jobs"})
+MAX_JOBS = 10
+MAX_TYPES = 10
 
 
 def parse_claim(parts: Parts, limits: Limits) -> ClaimJob:
+    """POST /v1/queues/{type}/claim."""
     job_type = parts.queue(limits)
     parts.no_query(limits)
     r = parts.body_reader(CLAIM_FIELDS, limits)
+    command = _claim_of(r, limits, (job_type,))
+    r.done()
+    return command
+
+
+def parse_claim_any(parts: Parts, limits: Limits) -> ClaimJob:
+    """POST /v1/claim: the body names the queues (`types`, in the order to try them)."""
+    parts.no_query(limits)
+    r = parts.body_reader(CLAIM_FIELDS | {"types"}, limits)
+    names = r.raw("types")
+    types: tuple[str, ...] = ()
+    if not isinstance(names, list) or not 1 <= len(names) <= MAX_TYPES:
+        r.problem("types", f"a list of 1 to {MAX_TYPES} queue names")
+    else:
+
+        def is_name(name: object) -> bool:
+            return isinstance(name, str) and 0 < len(name) <= limits.name_chars and bool(NAME_PATTERN.match(name))
+
+        if not all(is_name(name) for name in names):
+            r.problem("types", "each a queue name (1-256 characters of A-Z a-z 0-9 _ . : @ + = -)")
+        elif len(set(names)) != len(names):
+            r.problem("types", "each queue once")
+        else:
+            types = tuple(str(name) for name in names)
+    command = _claim_of(r, limits, types or ("-",))
+    r.done()
+    return command
+
+
+def _claim_of(r: Reader, limits: Limits, types: tuple[str, ...]) -> ClaimJob:
     timeout_ms, worker = _lease_fields(r)
-    command = ClaimJob(
-        type=job_type,
+    return ClaimJob(
+        types=types,
         timeout_ms=timeout_ms,
         worker=worker,
         max_retries=r.integer("max_retries", minimum=1, maximum=limits.max_retries_max),
         depends=read_dependencies(r, "depends"),
         wait_ms=r.integer("wait_ms", minimum=0, maximum=limits.wait_ms_max) or 0,
+        max_jobs=r.integer("max_jobs", minimum=1, maximum=MAX_JOBS),
     )
-    r.done()
-    return command
 
 
 def read_dependencies(r: Reader, name: str) -> tuple[Dependency, ...]:

@@ -174,45 +174,55 @@ class Leasing:
 
     # -- claim ----------------------------------------------------------------------------
     def claim(self, principal: Principal, command: ClaimJob, *, time_left_ms: int | None = None) -> Job | None:
-        """Lease the next available job of a queue, or None when there is none (after
-        waiting up to `wait_ms`, bounded by what is left of the function's time)."""
+        """Lease the next available job of the queues, or None when there is none."""
+        jobs = self.claim_many(principal, command, time_left_ms=time_left_ms)
+        return jobs[0] if jobs else None
+
+    def claim_many(self, principal: Principal, command: ClaimJob, *, time_left_ms: int | None = None) -> list[Job]:
+        """Lease up to `max_jobs` jobs from the first of the queues that has any, or none
+        (after waiting up to `wait_ms`, bounded by what is left of the function's time). A
+        long poll returns as soon as one job is leased."""
         wait_ms = command.wait_ms
         if time_left_ms is not None:
             wait_ms = max(0, min(wait_ms, time_left_ms - LONG_POLL_MARGIN_MS))
         give_up_at = plus_ms(self.ctx.clock.now(), wait_ms)
         while True:
-            # A paused queue leases nothing; a long poll waits on, and takes work once resumed.
-            paused = self.ctx.queue_settings.of(command.type).paused
-            job = None if paused else self._claim_once(principal, command, self.ctx.clock.now())
-            if job is not None:
-                self.ctx.count("JobsClaimed")
-                return job
+            for queue in command.types:
+                # A paused queue leases nothing; a long poll waits on, and takes work once resumed.
+                if self.ctx.queue_settings.of(queue).paused:
+                    continue
+                jobs = self._claim_once(principal, command, queue, self.ctx.clock.now())
+                if jobs:
+                    self.ctx.count("JobsClaimed", len(jobs))
+                    return jobs
             remaining_ms = (give_up_at - self.ctx.clock.now()).total_seconds() * 1000
             if remaining_ms <= 0:
-                return None
+                return []
             self.ctx.clock.sleep(min(self.ctx.settings.poll_interval_ms, remaining_ms) / 1000)
 
-    def _claim_once(self, principal: Principal, command: ClaimJob, now: datetime) -> Job | None:
-        """Candidates from the queue index, oldest first, in pages. Jobs that may never run
-        again are quarantined on the way (up to a budget); jobs this claim's own max_retries
-        rules out are passed by. A page whose every candidate went to other workers or was
-        passed by counts against `claim_max_pages`: that bounds the reads of one claim, at
-        the price of answering "none" while a job its max_retries allows may still sit
-        behind more than that many pages of jobs it does not."""
+    def _claim_once(self, principal: Principal, command: ClaimJob, queue: str, now: datetime) -> list[Job]:
+        """Candidates from the queue index, oldest first, in pages; leased one by one until
+        `max_jobs` (one write each). Jobs that may never run again are quarantined on the way
+        (up to a budget); jobs this claim's own max_retries rules out are passed by. A page
+        whose every candidate went to other workers or was passed by counts against
+        `claim_max_pages`: that bounds the reads of one claim, at the price of answering
+        "none" while a job its max_retries allows may still sit behind more than that many
+        pages of jobs it does not."""
         settings = self.ctx.settings
-        fifo = self.ctx.queue_settings.of(command.type).fifo
+        fifo = self.ctx.queue_settings.of(queue).fifo
         bound = keys.visible_key(to_iso(now), keys.KEY_HIGH)
         start_key: Item | None = None
         pages_lost = 0
         retired = 0
+        leased: list[Job] = []
         while pages_lost < settings.claim_max_pages and retired < settings.claim_retire_budget:
             e = Expr()
-            condition = f"{e.n('TPK')} = {e.v(keys.type_partition(command.type))} AND {e.n('QSK')} <= {e.v(bound)}"
+            condition = f"{e.n('TPK')} = {e.v(keys.type_partition(queue))} AND {e.n('QSK')} <= {e.v(bound)}"
             found, start_key = self.ctx.store.query(
                 condition, e, index=keys.QUEUE_INDEX, limit=settings.claim_candidates, start_key=start_key
             )
             usable: list[Item] = []
-            retired_before = retired
+            retired_before, leased_before = retired, len(leased)
             at = now_values(now)
             for item in found:
                 if "expires_at" in item and int(item["expires_at"]) <= epoch_seconds(now):
@@ -228,16 +238,18 @@ class Leasing:
             if not fifo:
                 self.ctx.rng.shuffle(usable)
             for candidate in usable:
-                leased = self._try_lease(principal, command, candidate, now)
-                if leased is not None:
-                    return leased
-            if start_key is None:
-                return None
-            if retired == retired_before:
+                job = self._try_lease(principal, command, queue, candidate, now)
+                if job is not None:
+                    leased.append(job)
+                    if len(leased) >= command.wanted:
+                        return leased
+            if start_key is None or (leased and len(leased) == leased_before):
+                return leased  # the queue's end, or a page that gave nothing after some did
+            if retired == retired_before and len(leased) == leased_before:
                 pages_lost += 1
-        return None
+        return leased
 
-    def _try_lease(self, principal: Principal, command: ClaimJob, candidate: Item, now: datetime) -> Job | None:
+    def _try_lease(self, principal: Principal, command: ClaimJob, queue: str, candidate: Item, now: datetime) -> Job | None:
         job_id = str(candidate["id"])
         if any(dep.job_id == job_id for dep in command.depends):
             return None  # a claim cannot depend on the job it would take
@@ -247,7 +259,7 @@ class Leasing:
             entry.from_claim, entry.version = True, dep.version
         token = new_token(int(candidate.get("attempts", 0)) + 1)
         given = {
-            ":queue": keys.type_partition(command.type),
+            ":queue": keys.type_partition(queue),
             ":bound": keys.visible_key(to_iso(now), keys.KEY_HIGH),
             ":claim_max": command.max_retries or NO_LIMIT,
         }
