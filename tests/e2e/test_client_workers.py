@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from jobs_client import Job, JobsClient, JobState
+from jobs_client import ApiError, Job, JobsClient, JobState
 
 from tests.e2e.conftest import DEADLINE_S, LocalService, wait_for
 
@@ -103,11 +103,22 @@ def test_a_pool_of_four_workers_drains_200_jobs_that_fail_refuse_and_hang(client
     for name in names:
         workers.start(name, queue, CONCURRENCY="4", LEASE_MS="5000", MAX_RUN_S="3")
 
+    observer_failures: list[int] = []
+
     def all_done() -> dict[int, Job] | None:
-        found = jobs_of(client, queue)
+        try:
+            found = jobs_of(client, queue)
+        except ApiError as error:
+            # Watching is not what is tested: on a loaded 2-core machine a listing may outlast
+            # its function's 10 s timeout while 16 workers write (a 500, as in AWS). Look again.
+            if error.status < 500:
+                raise
+            observer_failures.append(error.status)
+            return None
         return found if len(found) == 200 and all(j.state.terminal for j in found.values()) else None
 
-    done = wait_for(all_done, timeout=2 * DEADLINE_S, interval=0.5, message="every job to end")
+    done = wait_for(all_done, timeout=2 * DEADLINE_S, interval=2, message="every job to end")
+    assert len(observer_failures) < 10, observer_failures
     stats = [workers.stop(name) for name in names]
 
     for n, job in done.items():

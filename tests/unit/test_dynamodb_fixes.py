@@ -7,6 +7,7 @@ the fixes, and asserts every answer and the stream's records are identical."""
 from __future__ import annotations
 
 import gc
+import uuid
 from collections.abc import Iterator
 from typing import Any
 
@@ -376,3 +377,54 @@ def test_expired_keys_come_from_the_ttl_index():
             {"PK": {"S": "J2"}, "SK": {"S": "JOB"}},
             {"PK": {"S": "J0"}, "SK": {"S": "JOB"}},
         ]
+
+
+def _insert_once(client: Any, token: str, pk: str) -> Any:
+    return client.transact_write_items(
+        ClientRequestToken=token,
+        TransactItems=[{"Put": {"TableName": TABLE, "Item": {"PK": {"S": pk}, "SK": {"S": "1"}},
+                                "ConditionExpression": "attribute_not_exists(PK)"}}],
+    )  # fmt: skip
+
+
+def test_a_transaction_sent_again_with_its_token_is_applied_once():
+    # botocore resends a TransactWriteItems with the same token after a read timeout.
+    token = f"retry-{uuid.uuid4()}"
+    with mock_aws():
+        client = boto3.client("dynamodb", region_name="us-east-1")
+        _create(client)
+        _insert_once(client, token, "A")
+        _insert_once(client, token, "A")  # the retry: success, nothing written again
+        assert [r[0] for r in _stream(client)] == ["INSERT"]
+        with pytest.raises(ClientError) as mismatch:
+            _insert_once(client, token, "B")
+        assert mismatch.value.response["Error"]["Code"] == "IdempotentParameterMismatchException"
+        assert "Item" not in client.get_item(TableName=TABLE, Key={"PK": {"S": "B"}, "SK": {"S": "1"}})
+        # A fresh token is a new transaction, and its condition fails as it should.
+        with pytest.raises(ClientError) as cancelled:
+            _insert_once(client, f"other-{uuid.uuid4()}", "A")
+        assert cancelled.value.response["Error"]["Code"] == "TransactionCanceledException"
+
+
+def test_a_cancelled_transaction_runs_again_when_sent_again_with_its_token():
+    token = f"cancelled-{uuid.uuid4()}"
+    with mock_aws():
+        client = boto3.client("dynamodb", region_name="us-east-1")
+        _create(client)
+        client.put_item(TableName=TABLE, Item={"PK": {"S": "A"}, "SK": {"S": "1"}})
+        with pytest.raises(ClientError):
+            _insert_once(client, token, "A")
+        client.delete_item(TableName=TABLE, Key={"PK": {"S": "A"}, "SK": {"S": "1"}})
+        _insert_once(client, token, "A")  # nothing was applied the first time: now it is
+        assert [r[0] for r in _stream(client)] == ["INSERT", "REMOVE", "INSERT"]
+
+
+def test_without_the_fixes_a_retry_is_cancelled_by_its_own_first_attempt(moto_as_it_is):
+    token = f"as-is-{uuid.uuid4()}"
+    with mock_aws():
+        client = boto3.client("dynamodb", region_name="us-east-1")
+        _create(client)
+        _insert_once(client, token, "A")
+        with pytest.raises(ClientError) as cancelled:
+            _insert_once(client, token, "A")
+        assert cancelled.value.response["Error"]["Code"] == "TransactionCanceledException"

@@ -1,0 +1,95 @@
+"""Fix 4 of ``dynamodb_fixes``: data-plane answers written with ``json.dumps``, index
+projections that copy the attributes they keep, and expressions tokenized and parsed once
+per distinct text.
+"""
+
+from __future__ import annotations
+
+import base64
+import copy
+import json
+from collections import deque
+from typing import Any, cast
+
+from moto.dynamodb.comparisons import ConditionExpressionParser
+from moto.dynamodb.models.dynamo_type import Item, LimitedSizeDict
+from moto.dynamodb.models.table import SecondaryIndex
+from moto.dynamodb.parsing.expressions import UpdateExpressionParser  # type: ignore[attr-defined]
+from moto.dynamodb.responses import DynamoResult
+
+from .dynamodb_fixes_common import _original
+
+# ==========================================================================================
+# answers
+# ==========================================================================================
+# Actions whose answers are DynamoDB JSON already (items, keys, counts): written as they are.
+_PLAIN_ANSWERS = frozenset(
+    {"GetItem", "PutItem", "UpdateItem", "DeleteItem", "Query", "Scan", "BatchGetItem", "BatchWriteItem",
+     "TransactGetItems", "TransactWriteItems"}
+)  # fmt: skip
+
+
+def _binary(value: Any) -> str:
+    if isinstance(value, (bytes, bytearray)):
+        return base64.b64encode(value).decode()  # B and BS values, as the serializer writes them
+    raise TypeError(f"{type(value).__name__} is not JSON")
+
+
+def _execute_result(self: DynamoResult, context: Any) -> Any:
+    result = self.result
+    if context.operation_model.name in _PLAIN_ANSWERS and isinstance(result, dict):
+        try:
+            body = json.dumps({k: v for k, v in result.items() if v is not None}, default=_binary)
+        except (TypeError, ValueError):
+            pass
+        else:
+            return 200, {"Content-Type": "application/x-amz-json-1.0"}, body
+    return _original(DynamoResult, "execute_result")(self, context)
+
+
+def _project(self: SecondaryIndex, item: Item) -> Item:
+    """The item as the index holds it: its keys, the index's keys and what it projects."""
+    projection_type = (self.projection or {}).get("ProjectionType")
+    if projection_type not in ("KEYS_ONLY", "INCLUDE"):
+        return _original(SecondaryIndex, "project")(self, item)  # type: ignore[no-any-return]
+    kept = [*self.table_key_attrs, *(k["AttributeName"] for k in self.schema)]
+    if projection_type == "INCLUDE":
+        kept += self.projection.get("NonKeyAttributes", [])
+    projected = cast(Item, Item.__new__(Item))
+    projected.hash_key, projected.range_key = item.hash_key, item.range_key
+    projected.attrs = LimitedSizeDict()
+    for name in kept:  # in moto's order: keys first, then the included attributes
+        value = item.attrs.get(name)
+        if value is not None and name not in projected.attrs:
+            dict.__setitem__(projected.attrs, name, copy.deepcopy(value))
+    return projected
+
+
+# Parsed expressions by their text; cleared when full (a server sees a few dozen distinct ones).
+_PARSED_MAX = 4096
+_lexed_conditions: dict[str, tuple[Any, ...]] = {}
+_parsed_updates: dict[str, Any] = {}
+
+
+def _lex_condition_expression(self: ConditionExpressionParser) -> deque[Any]:
+    """The condition's tokens (immutable named tuples), lexed once per text."""
+    text = self.condition_expression or ""
+    tokens = _lexed_conditions.get(text)
+    if tokens is None:
+        tokens = tuple(_original(ConditionExpressionParser, "_lex_condition_expression")(self))
+        if len(_lexed_conditions) >= _PARSED_MAX:
+            _lexed_conditions.clear()
+        _lexed_conditions[text] = tokens
+    return deque(tokens)
+
+
+def _make_update_expression(cls: type[UpdateExpressionParser], expression: str) -> Any:
+    """The update expression's syntax tree, parsed once per text. moto's users of it only
+    read it, or deep-copy it first (the validator), so one tree serves every request."""
+    tree = _parsed_updates.get(expression)
+    if tree is None:
+        tree = _original(UpdateExpressionParser, "make").__func__(cls, expression)
+        if len(_parsed_updates) >= _PARSED_MAX:
+            _parsed_updates.clear()
+        _parsed_updates[expression] = tree
+    return tree
