@@ -353,3 +353,24 @@ def test_logs_follow_json_prints_one_object_per_message(fake, monkeypatch):
     monkeypatch.setattr(cli_module, "subscribe", scripted(updates, []))
     result = run("--json", "logs", "j1", "--follow")
     assert [json.loads(line) for line in result.stdout.splitlines()] == [{"message": "hi", "at": "2026-03-01T12:00:03Z"}]
+
+
+def test_submit_sends_the_priority_and_refuses_one_out_of_range(fake):
+    fake.on("POST", "/v1/jobs", ok(JOB, 201))
+    result = run("--json", "submit", "t", "--priority", "1")
+    assert result.exit_code == 0, result.output
+    assert json.loads(fake.requests[-1].content) == {"type": "t", "priority": 1}
+    refused = run("submit", "t", "--priority", "5")
+    assert refused.exit_code == 2 and len(fake.requests) == 1
+
+
+def test_token_scopes_a_service_token_to_its_queues():
+    import base64
+
+    minted = CliRunner().invoke(app, ["token", "--secret", "s3cret", "--queues", "email.*, audit"])
+    assert minted.exit_code == 0, minted.output
+    claims = minted.stdout.strip().split(".")[1]
+    body = json.loads(base64.urlsafe_b64decode(claims + "=" * (-len(claims) % 4)))
+    assert (body["role"], body["queues"]) == ("service", ["email.*", "audit"])
+    refused = CliRunner().invoke(app, ["token", "--secret", "s3cret", "--role", "user", "--queues", "x"])
+    assert refused.exit_code == 2 and "--queues" in refused.output
