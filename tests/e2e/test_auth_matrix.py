@@ -102,3 +102,79 @@ def test_listings_never_show_another_owners_jobs(local_service):
     mine = local_service.request("GET", "/v1/jobs?limit=100", token=owner)
     assert own in [j["id"] for j in mine.body["data"]]
     assert {j["owner"] for j in mine.body["data"]} == {OWNER}
+
+
+# -- scoped service tokens: a service that reaches only the queues its token names ----------
+IN_SCOPE, OUT_OF_SCOPE = ["authz*"], ["scoped.*", "other"]
+ID_ROUTES = [r for r in ROUTES if "{id}" in r[1] and may_call("service", r)]
+QUEUE_ROUTES = [r for r in ROUTES if "{type}" in r[1] or r == ("POST", "/v1/claim")]
+SCOPED_BODIES = {**BODIES, ("POST", "/v1/claim"): {"types": ["authz-q"], "timeout_ms": 1000}}
+
+
+def scoped(queues: list[str]) -> str:
+    return mint_token(SECRET, "svc-scoped", "service", queues=queues)
+
+
+def scoped_call(local: LocalService, route: tuple[str, str], token: str, job_id: str) -> Any:
+    method, template = route
+    path = template.replace("{id}", job_id).replace("{type}", "authz-q")
+    return local.request(method, path, body=SCOPED_BODIES.get(route), headers={"Authorization": f"Bearer {token}"})
+
+
+@pytest.mark.parametrize("route", ID_ROUTES, ids=lambda r: f"{r[0]} {r[1]}")
+def test_another_queues_job_is_answered_to_a_scoped_service_exactly_as_a_missing_one(local_service, route):
+    outsider = scoped(OUT_OF_SCOPE)
+    job_id = new_job(local_service)
+    foreign = scoped_call(local_service, route, outsider, job_id)
+    missing = scoped_call(local_service, route, outsider, MISSING_JOB)
+    assert (foreign.status, foreign.error_code) == (missing.status, missing.error_code) == (404, "not_found")
+    assert re.sub(r"[0-9A-Z]{26}", "<id>", str(foreign.body)) == re.sub(r"[0-9A-Z]{26}", "<id>", str(missing.body))
+    unchanged = local_service.request("GET", f"/v1/jobs/{job_id}", token=local_service.token("admin", "root"))
+    assert unchanged.status == 200 and unchanged.body["version"] == 1  # nothing was written
+
+
+@pytest.mark.parametrize("route", QUEUE_ROUTES, ids=lambda r: f"{r[0]} {r[1]}")
+def test_another_queues_routes_are_forbidden_to_a_scoped_service(local_service, route):
+    reply = scoped_call(local_service, route, scoped(OUT_OF_SCOPE), new_job(local_service))
+    assert (reply.status, reply.error_code) == (403, "forbidden"), reply.body
+
+
+@pytest.mark.parametrize("route", ROUTES, ids=lambda r: f"{r[0]} {r[1]}")
+def test_a_service_scoped_to_the_queue_is_let_in_as_an_unscoped_one(local_service, route):
+    reply = scoped_call(local_service, route, scoped(IN_SCOPE), new_job(local_service))
+    if may_call("service", route):
+        assert reply.status not in (401, 403) and reply.status < 500, reply.body
+    else:
+        assert (reply.status, reply.error_code) == (403, "forbidden"), reply.body
+
+
+def test_a_scoped_service_creates_lists_and_claims_only_in_its_queues(local_service):
+    outsider = scoped(["scoped.*"])
+    new_job(local_service)  # a job of queue authz, which the outsider never sees
+    for body in ({"type": "authz"}, {"type": "scopedx"}):
+        refused = local_service.request("POST", "/v1/jobs", token=outsider, body=body)
+        assert (refused.status, refused.error_code) == (403, "forbidden")
+    batch = local_service.request("POST", "/v1/batch", token=outsider,
+                                  body={"create": [{"type": "scoped.a"}, {"type": "authz"}]})  # fmt: skip
+    assert (batch.status, batch.error_code) == (403, "forbidden")
+    own = local_service.request("POST", "/v1/jobs", token=outsider, body={"type": "scoped.a", "owner": OWNER})
+    assert own.status == 201
+    for query in ("?limit=100", f"?owner={OWNER.replace('#', '%23')}&limit=100"):
+        seen = local_service.request("GET", f"/v1/jobs{query}", token=outsider)
+        assert seen.status == 200 and {j["type"] for j in seen.body["data"]} == {"scoped.a"}, query
+    assert local_service.request("GET", "/v1/jobs?type=authz", token=outsider).status == 403
+    queues = local_service.request("GET", "/v1/queues?limit=100", token=outsider)
+    assert queues.status == 200 and [q["type"] for q in queues.body["data"]] == ["scoped.a"]
+    claimed = local_service.request("POST", "/v1/claim", token=outsider, body={"types": ["scoped.a"], "timeout_ms": 1000})
+    assert claimed.status == 200 and claimed.body["id"] == own.body["id"]
+
+
+def test_a_token_whose_queues_claim_is_malformed_is_401(local_service):
+    import jwt
+
+    for queues in ([], "authz", [1], ["a b"], ["*a"], [None]):
+        token = jwt.encode({"sub": "s", "role": "service", "queues": queues, "exp": 4102444800}, SECRET, algorithm="HS256")
+        reply = local_service.request("GET", "/v1/queues", token=str(token))
+        assert (reply.status, reply.error_code) == (401, "unauthorized"), queues
+    admin = jwt.encode({"sub": "a", "role": "admin", "queues": ["x"], "exp": 4102444800}, SECRET, algorithm="HS256")
+    assert local_service.request("GET", "/v1/queues", token=str(admin)).status == 401

@@ -143,7 +143,7 @@ def connection_ids(local_service: LocalService, topic: str) -> list[str]:
     )
     found = dynamodb.query(
         TableName="ConnectionsTable",
-        IndexName="topic-connections",
+        IndexName="topic-subscribers",
         KeyConditionExpression="topic = :t",
         ExpressionAttributeValues={":t": {"S": topic}},
     )

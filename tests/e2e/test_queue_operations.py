@@ -207,3 +207,21 @@ def test_claiming_more_at_once_and_from_several_queues(faulty):
     finally:
         poll.join(timeout=60)
     assert answer and answer[0].status == 200 and answer[0].body["id"] == made.id
+
+
+def test_more_urgent_jobs_are_claimed_first_over_http(faulty):
+    from jobs_client import JobsClient
+
+    client = JobsClient(faulty.http_url, faulty.token("service", "svc-priority"))
+    low = [client.create_job("prio", priority=3).id for _ in range(2)]
+    normal = [client.create_job("prio").id for _ in range(2)]
+    urgent = [client.create_job("prio", priority=1).id for _ in range(2)]
+    taken = [client.claim("prio", timeout_ms=60_000) for _ in range(6)]
+    ids = [job.id for job in taken if job is not None]
+    assert [set(ids[:2]), set(ids[2:4]), set(ids[4:])] == [set(urgent), set(normal), set(low)]
+    assert [job.priority for job in taken if job is not None] == [1, 1, 2, 2, 3, 3]
+    assert client.claim("prio", timeout_ms=60_000) is None
+    # A pending job moved to a more urgent level goes before older jobs of its old one.
+    waiting = [client.create_job("prio", priority=2).id for _ in range(2)]
+    ok(call(faulty, "PATCH", f"/v1/jobs/{waiting[1]}", body={"priority": 1}))
+    assert [client.claim("prio", timeout_ms=60_000).id for _ in range(2)] == [waiting[1], waiting[0]]  # type: ignore[union-attr]

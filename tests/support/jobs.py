@@ -104,9 +104,9 @@ class Jobs:
             return self.engine.recovery.purge(principal, command)
         return self.engine.recovery.purge(principal, command, budget=budget)
 
-    def queue_jobs(self, job_type: str, query: Mapping[str, Any] | None = None) -> Page[Job]:
+    def queue_jobs(self, job_type: str, query: Mapping[str, Any] | None = None, principal: Principal | None = None) -> Page[Job]:
         command = parse_queue_jobs(Parts(path={"type": job_type}, query=_query(query)), self.limits)
-        return self.engine.listing.queue_jobs(_service(), command)
+        return self.engine.listing.queue_jobs(principal or _service(), command)
 
     def start(self, principal: Principal, job_id: str, body: Any = None) -> Job:
         return self.engine.leasing.start(principal, parse_start(Parts(path={"id": job_id}, body=body), self.limits))

@@ -165,6 +165,10 @@ def fill_queue(service: Jobs, svc: Principal, count: int, *, expired_lease: bool
         item.update(state="running", attempts=1, lease_token="stale", locked_until=to_iso(now), started=to_iso(now))
         item.update(keys.index_attributes(item))
     client = service.store.client
+    # Register the queue's priority level, as every engine write that puts a job in one does.
+    client.update_item(TableName=TABLE_NAME, Key=serialize(keys.queue_name_key("deep")), UpdateExpression="ADD #l :l",
+                       ExpressionAttributeNames={"#l": "levels"},
+                       ExpressionAttributeValues={":l": {"NS": [str(keys.priority_of(items[0]))]}})  # fmt: skip
     for start in range(0, len(items), 25):
         chunk = [{"PutRequest": {"Item": serialize(i)}} for i in items[start : start + 25]]
         client.batch_write_item(RequestItems={TABLE_NAME: chunk})
@@ -172,6 +176,8 @@ def fill_queue(service: Jobs, svc: Principal, count: int, *, expired_lease: bool
 
 def items_read_per_claim(service: Jobs, svc: Principal, clock: ManualClock, counter: RequestCounter) -> list[int]:
     reads = []
+    clock.advance(2000)
+    assert service.claim(svc, "deep", {"timeout_ms": 60_000}) is not None  # and the queue's item, once
     for _ in range(5):
         fresh(service, clock, counter)
         assert service.claim(svc, "deep", {"timeout_ms": 60_000}) is not None
@@ -335,10 +341,26 @@ def test_a_claim_over_several_queues_is_one_query_per_queue_tried(service, svc, 
     from jobcore.commands import Parts
     from jobcore.commands.leases import parse_claim_any
 
+    for job_type in ("first", "second"):  # queues that have had jobs, none claimable now
+        leased(service, svc, clock, job_type)
     service.create(svc, {"type": "third"})
     command = parse_claim_any(Parts(body={"types": ["first", "second", "third"]}), service.limits)
-    assert service.engine.leasing.claim_many(svc, command) != []  # reads each queue's settings once
+    clock.advance(2000)  # past the settings cache: the claim reads each queue's item once
+    assert service.engine.leasing.claim_many(svc, command) != []
     service.create(svc, {"type": "third"})
     fresh(service, clock, counter)
     assert service.engine.leasing.claim_many(svc, command) != []
     assert dict(counter.calls) == {"Query": 3, "UpdateItem": 1}
+
+
+def test_a_queue_that_never_had_a_job_costs_a_claim_no_query(service, svc, clock, counter):
+    from jobcore.commands import Parts
+    from jobcore.commands.leases import parse_claim_any
+
+    service.create(svc, {"type": "used"})
+    command = parse_claim_any(Parts(body={"types": ["never-used", "used"]}), service.limits)
+    assert service.engine.leasing.claim_many(svc, command) != []  # reads each queue's settings once
+    service.create(svc, {"type": "used"})
+    fresh(service, clock, counter)
+    assert service.engine.leasing.claim_many(svc, command) != []
+    assert dict(counter.calls) == {"Query": 1, "UpdateItem": 1}

@@ -87,7 +87,8 @@ def seed_sample_job(service: Any) -> None:
     item.update(id=SAMPLE_JOB, **keys.job_key(SAMPLE_JOB))
     item.update(keys.index_attributes(item))
     service.store.put(item)
-    service.store.put({**keys.queue_name_key("thumbnail"), "type": "thumbnail"})  # as its create registered it
+    # The queue's item, with the priority level the job is in, as its create registered them.
+    service.store.put({**keys.queue_name_key("thumbnail"), "type": "thumbnail", "levels": {keys.priority_of(item)}})
 
 
 @pytest.mark.parametrize("module", HTTP_MODULES)

@@ -183,7 +183,7 @@ def test_template_policies_resolve_to_what_each_function_may_do(template, resolv
     list_jobs = policy_of(specs["ListJobsFunction"], resolver)
     assert allowed(list_jobs, "dynamodb", "Query", {"TableName": "JobsTable", "IndexName": "all-created"})
     assert allowed(list_jobs, "dynamodb", "BatchGetItem", {"RequestItems": {"JobsTable": {}}})
-    assert not allowed(list_jobs, "dynamodb", "Query", {"TableName": "ConnectionsTable", "IndexName": "topic-connections"})
+    assert not allowed(list_jobs, "dynamodb", "Query", {"TableName": "ConnectionsTable", "IndexName": "topic-subscribers"})
     assert not allowed(list_jobs, "dynamodb", "DeleteItem", {"TableName": "JobsTable"})
     assert allowed(list_jobs, "ssm", "GetParameter", {"Name": "/jobs/jwt-secret"})
     assert not allowed(list_jobs, "ssm", "GetParameter", {"Name": "/jobs/other"})
@@ -211,7 +211,7 @@ def test_the_fan_out_may_post_to_connections_of_its_api_locally_and_in_aws(templ
     assert api == (resolver.ref("WebSocketApi"), resolver.ref("WebSocketStage"))
     assert allowed(fan_out, "apigatewaymanagementapi", "PostToConnection", {"ConnectionId": "c1"}, connections_api=api)
     assert not allowed(fan_out, "apigatewaymanagementapi", "DeleteConnection", {"ConnectionId": "c1"}, connections_api=api)
-    assert allowed(fan_out, "dynamodb", "Query", {"TableName": "ConnectionsTable", "IndexName": "topic-connections"})
+    assert allowed(fan_out, "dynamodb", "Query", {"TableName": "ConnectionsTable", "IndexName": "topic-subscribers"})
     # In AWS, the id and stage are in the URL.
     assert fan_out.connections_api("https://abc123.execute-api.us-east-1.amazonaws.com/live") == ("abc123", "live")
 

@@ -7,6 +7,8 @@ only, so no other function pays for it at cold start.
 
 from __future__ import annotations
 
+import json
+import re
 import time
 from dataclasses import dataclass
 from typing import Any
@@ -15,6 +17,9 @@ from .errors import Unauthorized
 from .model import Principal, Role
 
 LEEWAY_S = 30
+MAX_SCOPED_QUEUES = 50
+# A queue name (the contract's `type`), or a prefix of one followed by "*".
+QUEUE_PATTERN = re.compile(r"[A-Za-z0-9_.:@+=-]{1,256}|[A-Za-z0-9_.:@+=-]{0,255}\*")
 
 
 @dataclass(frozen=True)
@@ -74,17 +79,52 @@ def verify_token(token: str, policy: TokenPolicy) -> Principal:
     if not isinstance(sub, str) or not sub or len(sub) > 256:
         raise Unauthorized("token has no valid sub claim")
     try:
-        return Principal(sub, Role(str(role)))
+        checked = Role(str(role))
     except ValueError as error:
         raise Unauthorized("token role must be service, user or admin") from error
+    queues = queues_claim(claims.get("queues", None), checked) if "queues" in claims else None
+    return Principal(sub, checked, queues)
 
 
-def mint_token(secret: str, sub: str, role: Role | str, *, ttl_s: int = 3600, now: float | None = None) -> str:
-    """An HS256 token for local use and tests."""
+def queues_claim(value: Any, role: Role) -> tuple[str, ...]:
+    """A service token's `queues`: 1-50 queue names, each exact or a prefix ending in `*`.
+    Anything else makes the token invalid: a scope that cannot be read must not widen to
+    every queue."""
+    if role is not Role.SERVICE:
+        raise Unauthorized("only service tokens may carry a queues claim")
+    if not isinstance(value, list) or not 1 <= len(value) <= MAX_SCOPED_QUEUES:
+        raise Unauthorized(f"the queues claim must be a list of 1 to {MAX_SCOPED_QUEUES} queue names")
+    for name in value:
+        if not isinstance(name, str) or not QUEUE_PATTERN.fullmatch(name):
+            raise Unauthorized("each of the queues claim's names is a queue name, or a prefix ending in *")
+    return tuple(value)
+
+
+def encode_queues(queues: tuple[str, ...] | None) -> str:
+    """The queues claim as an authorizer passes it on (context values are strings)."""
+    return "" if queues is None else json.dumps(list(queues), separators=(",", ":"))
+
+
+def decode_queues(text: Any) -> tuple[str, ...] | None:
+    """What encode_queues wrote; anything else is no valid principal."""
+    if text in (None, ""):
+        return None
+    try:
+        value = json.loads(str(text))
+    except ValueError:
+        raise Unauthorized("the request carries a damaged queues scope") from None
+    return queues_claim(value, Role.SERVICE)
+
+
+def mint_token(secret: str, sub: str, role: Role | str, *, ttl_s: int = 3600, now: float | None = None,
+               queues: list[str] | tuple[str, ...] | None = None) -> str:  # fmt: skip
+    """An HS256 token for local use and tests; `queues` scopes a service token."""
     import jwt
 
     issued = int(now if now is not None else time.time())
-    claims = {"sub": sub, "role": Role(role).value, "iat": issued, "exp": issued + ttl_s}
+    claims: dict[str, Any] = {"sub": sub, "role": Role(role).value, "iat": issued, "exp": issued + ttl_s}
+    if queues is not None:
+        claims["queues"] = list(queues_claim(list(queues), Role(role)))
     return str(jwt.encode(claims, secret, algorithm="HS256"))
 
 

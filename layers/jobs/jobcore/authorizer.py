@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from .auth import TokenPolicy, bearer, verify_token
+from .auth import TokenPolicy, bearer, encode_queues, verify_token
 from .errors import Unauthorized
 from .settings import AuthSettings
 
@@ -44,6 +44,8 @@ def authorize(event: Mapping[str, Any], policy: TokenPolicy | None = None) -> di
     try:
         principal = verify_token(token_of(event), policy or token_policy())
         context: dict[str, Any] = {"sub": principal.sub, "role": principal.role.value}
+        if principal.queues is not None:
+            context["queues"] = encode_queues(principal.queues)
         allowed = True
     except Unauthorized as error:
         context = {"auth_error": error.message}

@@ -21,6 +21,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Generic, TypeVar
 
+from .auth import decode_queues
 from .commands import Parts
 from .commands.leases import ClaimJob
 from .engine import Engine
@@ -80,9 +81,10 @@ def principal_of(event: Mapping[str, Any]) -> Principal:
     if context.get("auth_error") or not context.get("sub"):
         raise Unauthorized(str(context.get("auth_error") or "missing bearer token"))
     try:
-        return Principal(str(context["sub"]), Role(str(context.get("role"))))
+        role = Role(str(context.get("role")))
     except ValueError:
         raise Unauthorized("token role must be service, user or admin") from None
+    return Principal(str(context["sub"]), role, decode_queues(context.get("queues")))
 
 
 def correlation_id_of(event: Mapping[str, Any]) -> str:
@@ -164,6 +166,11 @@ def endpoint(
                 logger.append_keys(principal=principal.sub, role=principal.role.value)
                 if principal.role not in roles:
                     raise Forbidden(f"role {principal.role.value} may not call {event.get('routeKey', 'this route')}")
+                # A queue's route is refused to a token scoped elsewhere before its request is
+                # read, as a role is (the engine checks again, for every way in).
+                queue = (event.get("pathParameters") or {}).get("type")
+                if isinstance(queue, str) and not principal.reaches(queue):
+                    raise Forbidden(f"this token does not reach queue {queue}", {"type": queue})
                 response = run(Call(principal, parse(parts_of(event, LIMITS), LIMITS), context))
             except JobsError as error:
                 if error.status >= 500:

@@ -20,7 +20,7 @@ import json
 import zlib
 from typing import Any
 
-from .model import JobState
+from .model import DEFAULT_PRIORITY, PRIORITIES, JobState
 
 JOB_SK = "JOB"
 HISTORY_PREFIX = "H#"
@@ -29,7 +29,7 @@ MESSAGE_PREFIX = "MSG#"
 QUEUES_PK = "QUEUES"
 
 # Index names, as declared in template.yaml.
-QUEUE_INDEX = "queue-visible"
+QUEUE_INDEX = "queue-level-visible"
 OWNER_INDEX = "owner-created"
 TYPE_INDEX = "type-created"
 REF_INDEX = "ref-created"
@@ -42,7 +42,7 @@ REDRIVE_READS = ("id", "type", "ref_id", "unique_key", "execute_until", "expires
 # The attributes of each index's key, with the table's: what a Query page ends at.
 INDEX_KEYS: dict[str | None, tuple[str, ...]] = {
     None: ("PK", "SK"),
-    QUEUE_INDEX: ("PK", "SK", "TPK", "QSK"),
+    QUEUE_INDEX: ("PK", "SK", "QPK", "QSK"),
     OWNER_INDEX: ("PK", "SK", "OPK", "CSK"),
     TYPE_INDEX: ("PK", "SK", "TPK", "CSK"),
     REF_INDEX: ("PK", "SK", "RPK", "CSK"),
@@ -57,7 +57,7 @@ ALL_SHARDS = 8
 # Sorts after every id character, so "<time>#~" bounds all keys of that millisecond.
 KEY_HIGH = "~"
 
-INDEX_ATTRIBUTES = ("QSK", "OPK", "TPK", "RPK", "APK", "CSK", "ESK")
+INDEX_ATTRIBUTES = ("QPK", "QSK", "OPK", "TPK", "RPK", "APK", "CSK", "ESK")
 
 
 def job_key(job_id: str) -> dict[str, str]:
@@ -128,6 +128,21 @@ def type_partition(job_type: str) -> str:
     return f"T#{job_type}"
 
 
+def queue_partition(job_type: str, priority: int) -> str:
+    """Partition of the queue index: one per queue and priority level, so a claim reads the
+    most urgent level with work first, and each level oldest first."""
+    return f"Q#{job_type}#{priority}"
+
+
+def priority_of(item: dict[str, Any]) -> int:
+    """A job item's priority level; the default for one written without (or by hand)."""
+    try:
+        level = int(item.get("priority", DEFAULT_PRIORITY))
+    except (TypeError, ValueError, ArithmeticError):
+        return DEFAULT_PRIORITY
+    return level if level in PRIORITIES else DEFAULT_PRIORITY
+
+
 def ref_partition(job_type: str, ref_id: str) -> str:
     return f"R#{job_type}#{ref_id}"
 
@@ -144,13 +159,14 @@ def created_key(created: str, job_id: str) -> str:
 def index_attributes(job: dict[str, Any]) -> dict[str, Any]:
     """The index attributes a job item must carry in its current state.
 
-    The queue index (TPK, QSK) is sparse: pending jobs are visible at ``available_at``, running jobs
+    The queue index (QPK, QSK) is sparse: pending jobs are visible at ``available_at``, running jobs
     at ``locked_until`` (so an expired lease is claimable again), idle and finished jobs
     are absent.
     """
     state = JobState(job["state"])
     attrs: dict[str, Any] = {
         "TPK": type_partition(job["type"]),
+        "QPK": queue_partition(job["type"], priority_of(job)),
         "APK": all_partition(job["id"]),
         "CSK": created_key(job["created"], job["id"]),
     }

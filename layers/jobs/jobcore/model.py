@@ -15,6 +15,10 @@ from typing import Any
 
 JsonValue = Any
 
+# Priorities, most urgent first. A job written without one (before 1.1) is of the default.
+PRIORITIES = (1, 2, 3, 4)
+DEFAULT_PRIORITY = 2
+
 
 class JobState(StrEnum):
     IDLE = "idle"
@@ -40,10 +44,27 @@ class Role(StrEnum):
 
 @dataclass(frozen=True)
 class Principal:
-    """Who calls: the JWT's ``sub`` and ``role``."""
+    """Who calls: the JWT's ``sub`` and ``role``; a scoped service also its ``queues``."""
 
     sub: str
     role: Role
+    # A service token's `queues` claim: names, each exact or a prefix ending in "*". None:
+    # every queue. Admins and users are never scoped.
+    queues: tuple[str, ...] | None = None
+
+    def reaches(self, job_type: str) -> bool:
+        """Whether the caller may see and touch jobs, queues and schedules of this type."""
+        if self.queues is None or self.role is not Role.SERVICE:
+            return True
+        return any(job_type.startswith(p[:-1]) if p.endswith("*") else job_type == p for p in self.queues)
+
+    def sees(self, job: Job) -> bool:
+        """A user sees only own jobs; a scoped service only jobs of its queues."""
+        return self.may_see(job.owner) and self.reaches(job.type)
+
+    @property
+    def scoped(self) -> bool:
+        return self.queues is not None and self.role is Role.SERVICE
 
     @property
     def is_user(self) -> bool:
@@ -60,7 +81,7 @@ JSON_ATTRIBUTES = ("params", "result", "error", "progress", "speeds")
 # Attributes of the item that never reach the wire.
 STORAGE_ONLY = frozenset(
     {
-        "PK", "SK", "QSK", "OPK", "TPK", "RPK", "APK", "CSK",
+        "PK", "SK", "QPK", "QSK", "OPK", "TPK", "RPK", "APK", "CSK",
         "ESK", "lease_token", "expires_at", "unique_key", "msg_count", "last_message", "failed_at",
     }
 )  # fmt: skip
@@ -96,7 +117,7 @@ class Job:
     started: str | None = None
     completed: str | None = None
     depends_on: list[str] = field(default_factory=list)
-    priority: int = 2
+    priority: int = DEFAULT_PRIORITY
     schedule: str | None = None
     # Returned only to the worker that was granted the lease (start, claim, extend).
     lease_token: str | None = None

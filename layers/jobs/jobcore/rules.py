@@ -188,7 +188,7 @@ def _check_claim(item: Item | None, v: Values) -> None:
         raise Refused("gone")
     assert item is not None
     _newer(item, v)
-    if item.get("TPK") != v[":queue"] or "QSK" not in item or not item["QSK"] <= v[":bound"]:
+    if item.get("QPK") != v[":queue"] or "QSK" not in item or not item["QSK"] <= v[":bound"]:
         raise Refused("taken, or not visible yet")  # another worker leased it first
     reason = startable_reason(item, v)
     if reason:
@@ -199,7 +199,7 @@ def _check_claim(item: Item | None, v: Values) -> None:
 
 CLAIM = Transition(
     "claim",
-    f"{LIVE} AND {NEWER} AND #TPK = :queue AND #QSK <= :bound AND {STARTABLE} AND #attempts < :claim_max",
+    f"{LIVE} AND {NEWER} AND #QPK = :queue AND #QSK <= :bound AND {STARTABLE} AND #attempts < :claim_max",
     _check_claim,
 )
 

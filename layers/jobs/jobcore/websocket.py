@@ -13,6 +13,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from .auth import decode_queues
 from .commands.live import parse_topic
 from .errors import JobsError, Unauthorized
 from .live.messages import Topic
@@ -54,7 +55,7 @@ def principal_of_connection(context: Mapping[str, Any]) -> Principal:
     """The caller, as the `$connect` authorizer put it in the connection's context."""
     found = context.get("authorizer") or {}
     try:
-        return Principal(str(found["sub"]), Role(str(found["role"])))
+        return Principal(str(found["sub"]), Role(str(found["role"])), decode_queues(found.get("queues")))
     except (KeyError, ValueError):
         raise Unauthorized("the connection carries no valid principal") from None
 

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from ..model import JobState
+from ..model import DEFAULT_PRIORITY, JobState
 from ..settings import Limits
 from ..wire import encode_json
 from . import Parts
@@ -19,7 +19,6 @@ IDLE, PENDING = JobState.IDLE.value, JobState.PENDING.value
 # Idempotency keys: printable, no control characters (they become part of a key).
 _IDEMPOTENCY_KEY = re.compile(r"^[\x20-\x7e]{1,256}$")
 
-DEFAULT_PRIORITY = 2
 CREATE_FIELDS = frozenset(
     {"type", "ref_id", "owner", "title", "params", "ttl_ms", "delay_ms", "available_at", "max_retries", "state",
      "initial_status", "unique", "depends_on", "priority"}

@@ -14,10 +14,11 @@ from ..commands.jobs import JobById, PatchJob, Sweep
 from ..errors import Duplicate, NotFound, ServiceUnavailable, VersionMismatch
 from ..model import Job, JobState, Principal
 from ..rules import GUARD_OF, PATCH, Refused
-from ..store import Item, Write
+from ..store import ConditionFailed, Expr, Item, Write
 from ..wire import encode_json
 from .context import Context
-from .creating import conditional, guard_write, queue_name_write
+from .creating import conditional, guard_write, level_registered, queue_name_write
+from .scope import require_queue, scope_condition
 from .writes import (
     MAX_WRITE_ATTEMPTS,
     Change,
@@ -71,13 +72,18 @@ class Admin:
         for _ in range(MAX_WRITE_ATTEMPTS):
             item = self.ctx.store.get(keys.job_key(command.job_id))
             job = visible(item, now)
-            if job is None:
+            if job is None or not principal.reaches(job.type):
                 raise NotFound(f"job {command.job_id} not found")
             assert item is not None
             if command.if_match is not None and job.version != command.if_match:
                 raise VersionMismatch(f"job {job.id} is at version {job.version}", {"version": job.version})
             updated = apply_changes(item, changes)
-            moves = [] if updated["type"] == item["type"] else self._move_writes(item, updated, now, old_guard_ours)
+            require_queue(principal, str(updated["type"]))  # a move into another's queue: 403
+            if updated["type"] != item["type"]:
+                moves = self._move_writes(item, updated, now, old_guard_ours)
+            else:  # the same queue; a new priority level may need registering
+                level = queue_name_write(self.ctx, str(updated["type"]), keys.priority_of(updated))
+                moves = [level] if level is not None else []
             change = Change(
                 sets={k: v for k, v in updated.items() if k not in ("PK", "SK", "version", "modified")},
                 removes=[k for k in item if k not in updated],
@@ -85,7 +91,7 @@ class Admin:
             )
             try:
                 moved = write(self.ctx, command.job_id, PATCH, {":version": job.version}, change, now)
-                self.ctx.known_queues.add(moved.type)
+                level_registered(self.ctx, moved.type, moved.priority)
                 return moved
             except ExtraWritesFailed as failed:
                 old_guard_ours = self._refused_move(item, updated, failed, now)
@@ -110,7 +116,7 @@ class Admin:
             if old_guard_ours:
                 old = {"PK": str(item["unique_key"]), "SK": keys.GUARD_SK}
                 writes.append(conditional(GUARD_OF, {":job": item["id"]}, kind="delete", key=old))
-        queue = queue_name_write(self.ctx, str(updated["type"]))
+        queue = queue_name_write(self.ctx, str(updated["type"]), keys.priority_of(updated))
         if queue is not None:
             writes.append(queue)
         return writes
@@ -135,7 +141,13 @@ class Admin:
     def delete(self, principal: Principal, command: JobById) -> Job:
         """Delete a job, its unique guard and its message log; the job as it was."""
         now = self.ctx.clock.now()
-        job = visible(self.ctx.store.delete(keys.job_key(command.job_id)), now)
+        e = Expr()
+        reach = scope_condition(principal, e)
+        try:
+            old = self.ctx.store.delete(keys.job_key(command.job_id), condition=reach, expr=e if reach else None)
+        except ConditionFailed:
+            old = None  # another queue's job: as if missing (a missing one fails no condition)
+        job = visible(old, now)
         if job is None:
             raise NotFound(f"job {command.job_id} not found")
         release_guard(self.ctx, job)
@@ -169,7 +181,9 @@ class Admin:
 
 
 def _everything(item: Item, now: datetime) -> bool:
-    return True
+    # Queue items stay: their settings outlive the jobs, their counts follow the jobs'
+    # deletions by the stream, and the priority levels they register tell claims where to look.
+    return item.get("PK") != keys.QUEUES_PK
 
 
 def _expired(item: Item, now: datetime) -> bool:

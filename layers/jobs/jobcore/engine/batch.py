@@ -18,7 +18,8 @@ from ..rules import AT_VERSION
 from ..store import Item, TransactionCanceled, Write
 from .admin import apply_changes
 from .context import Context, now_values
-from .creating import conditional, create_writes, new_item, queue_name_write
+from .creating import conditional, create_writes, level_registered, new_item, queue_name_write
+from .scope import require_queues
 from .writes import delete_messages, release_guard, visible
 
 
@@ -46,13 +47,15 @@ class Batches:
     ctx: Context
 
     def batch(self, principal: Principal, command: Batch) -> BatchResult:
+        require_queues(principal, [create.type for create in command.creates])
         now = self.ctx.clock.now()
         new_items = [(new_item(self.ctx, principal, create, now), create.unique) for create in command.creates]
         ids = [u.job_id for u in command.updates] + [r.job_id for r in (*command.deletes, *command.depends)]
         guards = [str(item["unique_key"]) for item, unique in new_items if unique]
         reads = [keys.job_key(i) for i in ids] + [{"PK": g, "SK": keys.GUARD_SK} for g in guards]
         found = self.ctx.store.batch_get(reads) if reads else []
-        current = {i["id"]: i for i in found if i.get("SK") == keys.JOB_SK}
+        # Another queue's job is, to a scoped service, not there (a `not_found` failure).
+        current = {i["id"]: i for i in found if i.get("SK") == keys.JOB_SK and principal.reaches(str(i.get("type")))}
         now_s = epoch_seconds(now)
         live_guards = {
             str(i["PK"]): i for i in found if i.get("SK") == keys.GUARD_SK and int(i.get("expires_at", now_s + 1)) > now_s
@@ -85,6 +88,7 @@ class Batches:
             raise InvalidRequest.fields({"body": f"the batch needs {len(writes)} writes; at most {self.ctx.limits.batch_ops}"})
         if failures:
             raise BatchConflict(f"{len(failures)} constraint(s) failed; nothing was written", {"failures": failures})
+        self._register_levels([item for item, _ in new_items] + updated_items)
         try:
             self.ctx.store.transact(writes)
         except TransactionCanceled as canceled:
@@ -92,11 +96,6 @@ class Batches:
                 if reason.code == "ConditionalCheckFailed":
                     failures.append({"op": kind, "id": job_id, "reason": _failure_reason(kind, reason.item, now)})
             raise BatchConflict(f"{len(failures)} constraint(s) failed; nothing was written", {"failures": failures}) from None
-        for item, _ in new_items:
-            queue_write = queue_name_write(self.ctx, item["type"])
-            if queue_write and queue_write.key and queue_write.update and queue_write.expr:
-                self.ctx.store.update(queue_write.key, queue_write.update, condition=None, expr=queue_write.expr)
-                self.ctx.known_queues.add(item["type"])
         if new_items:
             self.ctx.count("JobsCreated", len(new_items))
         for ref in command.deletes:
@@ -109,6 +108,16 @@ class Batches:
             updated=[Job.from_item(i) for i in updated_items],
             deleted=[ref.job_id for ref in command.deletes],
         )
+
+    def _register_levels(self, items: list[Item]) -> None:
+        """The queues and priority levels the batch puts jobs in, registered before it is
+        written (a batch may be full): claims look only at registered levels, and a level
+        registered for a batch that then fails costs an empty Query at most."""
+        for place in sorted({(str(item["type"]), keys.priority_of(item)) for item in items}):
+            queue_write = queue_name_write(self.ctx, *place)
+            if queue_write and queue_write.key and queue_write.update and queue_write.expr:
+                self.ctx.store.update(queue_write.key, queue_write.update, condition=None, expr=queue_write.expr)
+                level_registered(self.ctx, *place)
 
     def _updates(
         self,

@@ -13,7 +13,7 @@ from .. import keys
 from ..clock import Clock, SystemClock, epoch_seconds, to_iso
 from ..observability import Counter, Recorder
 from ..settings import Limits, Settings
-from ..store import TableStore
+from ..store import Item, TableStore
 
 # A pause binds every claim that starts 2 s or more after the PATCH answered: a container
 # trusts what it read for less than that.
@@ -24,11 +24,23 @@ SETTINGS_CACHE_S = 1.5
 class QueueSettings:
     paused: bool = False
     fifo: bool = False
+    # The priority levels the queue has used, most urgent first: a claim looks at them in
+    # this order, and never at a level no job was put in.
+    levels: tuple[int, ...] = ()
+
+
+def registered_levels(item: Item) -> tuple[int, ...]:
+    """The priority levels a queue's jobs were created in or moved to, most urgent first.
+    Every write that puts a job in a level registers it first (engine/creating.py) and
+    nothing removes it, so a level not listed holds no job."""
+    raw = item.get("levels")
+    listed = raw if isinstance(raw, (set, frozenset, list, tuple)) else ()
+    return tuple(sorted({keys.priority_of({"priority": level}) for level in listed}))
 
 
 @dataclass
 class QueueSettingsCache:
-    """Each queue's paused and fifo, read at most every SETTINGS_CACHE_S per container."""
+    """Each queue's paused, fifo and levels, read at most every SETTINGS_CACHE_S per container."""
 
     store: TableStore
     clock: Clock
@@ -42,7 +54,7 @@ class QueueSettingsCache:
         if cached is not None and (now - cached[0]).total_seconds() < SETTINGS_CACHE_S:
             return cached[1]
         item = self.store.get(keys.queue_name_key(job_type)) or {}
-        found = QueueSettings(bool(item.get("paused", False)), bool(item.get("fifo", False)))
+        found = QueueSettings(bool(item.get("paused", False)), bool(item.get("fifo", False)), registered_levels(item))
         with self._lock:
             self._entries[job_type] = (now, found)
         return found
@@ -59,8 +71,8 @@ class Context:
     clock: Clock = field(default_factory=SystemClock)
     rng: random.Random = field(default_factory=random.Random)
     count: Counter = field(default_factory=Recorder)
-    # Queue names this container has registered already (see creating.queue_name_write).
-    known_queues: set[str] = field(default_factory=set)
+    # Queue names and priority levels this container has registered already (see creating.queue_name_write).
+    known_queues: set[tuple[str, int]] = field(default_factory=set)
     # The key that seals list cursors, resolved when a listing first needs it.
     cursor_key_source: Callable[[], bytes] | None = None
     queue_settings: QueueSettingsCache = field(init=False)

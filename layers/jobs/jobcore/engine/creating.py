@@ -15,6 +15,7 @@ from ..rules import ABSENT, EXISTS, FREE, Transition
 from ..store import ConditionFailed, Expr, Item, TransactionCanceled, Write
 from ..wire import encode_json
 from .context import Context, now_values
+from .scope import require_queue
 from .writes import MAX_WRITE_ATTEMPTS, load, release_guard_of
 
 
@@ -92,16 +93,27 @@ def create_writes(item: Item, unique: bool, now: datetime) -> list[Write]:
     return writes
 
 
-def queue_name_write(ctx: Context, job_type: str) -> Write | None:
-    """Register the queue name once per container: a plain put, idempotent, no condition.
+def queue_name_write(ctx: Context, job_type: str, priority: int) -> Write | None:
+    """Register the queue name and the priority level once per container: an update,
+    idempotent, no condition.
 
-    Queue names could not be listed without a Scan otherwise; steady-state creates stay one write.
+    Queue names could not be listed without a Scan otherwise, and claims look only at the
+    levels a queue has used (engine/context.py); steady-state creates stay one write.
     """
-    if job_type in ctx.known_queues:
+    if (job_type, priority) in ctx.known_queues:
         return None
     e = Expr()
     # An update, not a put: the item also holds the queue's settings and counts.
-    return Write("update", key=keys.queue_name_key(job_type), update=f"SET {e.n('type')} = {e.v(job_type)}", expr=e)
+    update = f"SET {e.n('type')} = {e.v(job_type)} ADD {e.n('levels')} {e.v({priority})}"
+    return Write("update", key=keys.queue_name_key(job_type), update=update, expr=e)
+
+
+def level_registered(ctx: Context, job_type: str, priority: int) -> None:
+    """After a write that registered a level: this container knows it, and reads the queue's
+    levels afresh (a claim or listing here must not miss the level for the cache's time)."""
+    if (job_type, priority) not in ctx.known_queues:
+        ctx.known_queues.add((job_type, priority))
+        ctx.queue_settings.forget(job_type)
 
 
 @dataclass
@@ -113,6 +125,7 @@ class Creating:
 
 
 def create(ctx: Context, principal: Principal, command: CreateJob) -> Created:
+    require_queue(principal, command.type)
     now = ctx.clock.now()
     item = new_item(ctx, principal, command, now)
     for _ in range(MAX_WRITE_ATTEMPTS):
@@ -121,7 +134,7 @@ def create(ctx: Context, principal: Principal, command: CreateJob) -> Created:
         if command.idempotency_key is not None:
             idempotency_at = len(writes)
             writes.append(_idempotency_write(ctx, principal, command, item["id"], now))
-        queue_write = queue_name_write(ctx, item["type"])
+        queue_write = queue_name_write(ctx, item["type"], item["priority"])
         if queue_write:
             writes.append(queue_write)
         try:
@@ -137,7 +150,7 @@ def create(ctx: Context, principal: Principal, command: CreateJob) -> Created:
             if answer is not None:
                 return answer
             continue
-        ctx.known_queues.add(item["type"])
+        level_registered(ctx, item["type"], item["priority"])
         ctx.count("JobsCreated")
         return Created(Job.from_item(item), created=True)
     raise ServiceUnavailable("create kept conflicting with concurrent changes; retry")

@@ -45,6 +45,7 @@ from ..rules import (
 from ..store import Expr, Item, Write
 from ..wire import encode_json
 from .context import Context, now_values
+from .scope import require_queues
 from .writes import TERMINAL_REMOVES, Change, ExtraWritesFailed, ended, load, terminal_sets, visible, write
 
 # A long poll stops this long before the function would time out: room for the last claim.
@@ -110,6 +111,19 @@ def _dependency_writes(checks: list[_DependencyCheck], now: datetime) -> list[Wr
 
 
 @dataclass
+class _ClaimBudget:
+    """What one claim may spend over all levels: pages that gave nothing, jobs quarantined."""
+
+    max_pages_lost: int
+    max_retired: int
+    pages_lost: int = 0
+    retired: int = 0
+
+    def left(self) -> bool:
+        return self.pages_lost < self.max_pages_lost and self.retired < self.max_retired
+
+
+@dataclass
 class Leasing:
     ctx: Context
     # Claims that lost a candidate to another worker (a lost conditional write), since made.
@@ -122,7 +136,7 @@ class Leasing:
         queue and dependencies), then one write; a transaction with dependency checks."""
         now = self.ctx.clock.now()
         current = load(self.ctx, command.job_id, now)
-        if current is None:
+        if current is None or not principal.reaches(current.type):
             raise NotFound(f"job {command.job_id} not found")
         if self.ctx.queue_settings.of(current.type).paused:
             raise QueuePaused(f"queue {current.type} is paused", {"type": current.type})
@@ -182,6 +196,7 @@ class Leasing:
         """Lease up to `max_jobs` jobs from the first of the queues that has any, or none
         (after waiting up to `wait_ms`, bounded by what is left of the function's time). A
         long poll returns as soon as one job is leased."""
+        require_queues(principal, command.types)
         wait_ms = command.wait_ms
         if time_left_ms is not None:
             wait_ms = max(0, min(wait_ms, time_left_ms - LONG_POLL_MARGIN_MS))
@@ -201,28 +216,37 @@ class Leasing:
             self.ctx.clock.sleep(min(self.ctx.settings.poll_interval_ms, remaining_ms) / 1000)
 
     def _claim_once(self, principal: Principal, command: ClaimJob, queue: str, now: datetime) -> list[Job]:
-        """Candidates from the queue index, oldest first, in pages; leased one by one until
-        `max_jobs` (one write each). Jobs that may never run again are quarantined on the way
-        (up to a budget); jobs this claim's own max_retries rules out are passed by. A page
-        whose every candidate went to other workers or was passed by counts against
+        """Up to `max_jobs` jobs of the queue, most urgent priority level first, among the
+        levels the queue has used: one Query when that level has a visible job, at most one
+        per level otherwise."""
+        settings = self.ctx.queue_settings.of(queue)
+        budget = _ClaimBudget(self.ctx.settings.claim_max_pages, self.ctx.settings.claim_retire_budget)
+        leased: list[Job] = []
+        for level in settings.levels:
+            partition = keys.queue_partition(queue, level)
+            if not self._claim_level(principal, command, partition, settings.fifo, now, leased, budget):
+                break
+        return leased
+
+    def _claim_level(self, principal: Principal, command: ClaimJob, partition: str, fifo: bool, now: datetime,
+                     leased: list[Job], budget: _ClaimBudget) -> bool:  # fmt: skip
+        """Candidates of one level from the queue index, oldest first, in pages; leased one by
+        one (one write each) into `leased`. Jobs that may never run again are quarantined on
+        the way (up to a budget); jobs this claim's own max_retries rules out are passed by.
+        A page whose every candidate went to other workers or was passed by counts against
         `claim_max_pages`: that bounds the reads of one claim, at the price of answering
         "none" while a job its max_retries allows may still sit behind more than that many
-        pages of jobs it does not."""
-        settings = self.ctx.settings
-        fifo = self.ctx.queue_settings.of(queue).fifo
+        pages of jobs it does not. Returns whether the claim should look at the next level."""
         bound = keys.visible_key(to_iso(now), keys.KEY_HIGH)
         start_key: Item | None = None
-        pages_lost = 0
-        retired = 0
-        leased: list[Job] = []
-        while pages_lost < settings.claim_max_pages and retired < settings.claim_retire_budget:
+        while budget.left():
             e = Expr()
-            condition = f"{e.n('TPK')} = {e.v(keys.type_partition(queue))} AND {e.n('QSK')} <= {e.v(bound)}"
+            condition = f"{e.n('QPK')} = {e.v(partition)} AND {e.n('QSK')} <= {e.v(bound)}"
             found, start_key = self.ctx.store.query(
-                condition, e, index=keys.QUEUE_INDEX, limit=settings.claim_candidates, start_key=start_key
+                condition, e, index=keys.QUEUE_INDEX, limit=self.ctx.settings.claim_candidates, start_key=start_key
             )
             usable: list[Item] = []
-            retired_before, leased_before = retired, len(leased)
+            retired_before, leased_before = budget.retired, len(leased)
             at = now_values(now)
             for item in found:
                 if "expires_at" in item and int(item["expires_at"]) <= epoch_seconds(now):
@@ -230,7 +254,7 @@ class Leasing:
                 reason = startable_reason(item, at)
                 if reason is not None:
                     self.retire(str(item["id"]), reason, now)
-                    retired += 1
+                    budget.retired += 1
                 elif command.max_retries is None or int(item.get("attempts", 0)) < command.max_retries:
                     usable.append(item)
             # Random order among the oldest: concurrent workers rarely pick the same job. A fifo
@@ -238,18 +262,21 @@ class Leasing:
             if not fifo:
                 self.ctx.rng.shuffle(usable)
             for candidate in usable:
-                job = self._try_lease(principal, command, queue, candidate, now)
+                job = self._try_lease(principal, command, partition, candidate, now)
                 if job is not None:
                     leased.append(job)
                     if len(leased) >= command.wanted:
-                        return leased
-            if start_key is None or (leased and len(leased) == leased_before):
-                return leased  # the queue's end, or a page that gave nothing after some did
-            if retired == retired_before and len(leased) == leased_before:
-                pages_lost += 1
-        return leased
+                        return False
+            if leased and len(leased) == leased_before:
+                return False  # a page that gave nothing after some did
+            if start_key is None:
+                return True  # the level's end
+            if budget.retired == retired_before and len(leased) == leased_before:
+                budget.pages_lost += 1
+        return False
 
-    def _try_lease(self, principal: Principal, command: ClaimJob, queue: str, candidate: Item, now: datetime) -> Job | None:
+    def _try_lease(self, principal: Principal, command: ClaimJob, partition: str, candidate: Item,
+                   now: datetime) -> Job | None:  # fmt: skip
         job_id = str(candidate["id"])
         if any(dep.job_id == job_id for dep in command.depends):
             return None  # a claim cannot depend on the job it would take
@@ -259,7 +286,7 @@ class Leasing:
             entry.from_claim, entry.version = True, dep.version
         token = new_token(int(candidate.get("attempts", 0)) + 1)
         given = {
-            ":queue": keys.type_partition(queue),
+            ":queue": partition,
             ":bound": keys.visible_key(to_iso(now), keys.KEY_HIGH),
             ":claim_max": command.max_retries or NO_LIMIT,
         }
@@ -323,7 +350,7 @@ class Leasing:
         now = self.ctx.clock.now()
         locked_until = to_iso(plus_ms(now, command.timeout_ms))
         change = Change(sets={"locked_until": locked_until, "QSK": keys.visible_key(locked_until, command.job_id)})
-        return write(self.ctx, command.job_id, HOLD, {":token": command.lease_token}, change, now)
+        return write(self.ctx, command.job_id, HOLD, {":token": command.lease_token}, change, now, scope=principal)
 
     def abort(self, principal: Principal, command: AbortJob) -> Job:
         """Release a lease: back to pending, claimable now; the attempt stays counted. A job
@@ -335,16 +362,17 @@ class Leasing:
             removes=("lease_token", "lease_owner", "locked_until"),
         )  # fmt: skip
         try:
-            return write(self.ctx, command.job_id, ABORT, {":token": command.lease_token}, change, now)
+            return write(self.ctx, command.job_id, ABORT, {":token": command.lease_token}, change, now, scope=principal)
         except CancelInstead:
-            return self._finish_held(command.job_id, command.lease_token, JobState.CANCELLED.value, now)
+            return self._finish_held(command.job_id, command.lease_token, JobState.CANCELLED.value, now, scope=principal)
 
     def _finish_held(self, job_id: str, token: str, state: str, now: datetime, *, error: dict[str, str] | None = None,
-                     result: Any = None, with_result: bool = False) -> Job:  # fmt: skip
+                     result: Any = None, with_result: bool = False, scope: Principal | None = None) -> Job:  # fmt: skip
         sets = terminal_sets(self.ctx, job_id, state, now, error)
         if with_result:
             sets["result"] = encode_json(result)
-        job = write(self.ctx, job_id, HOLD, {":token": token}, Change(sets=sets, removes=TERMINAL_REMOVES), now)
+        change = Change(sets=sets, removes=TERMINAL_REMOVES)
+        job = write(self.ctx, job_id, HOLD, {":token": token}, change, now, scope=scope)
         return ended(self.ctx, job)
 
     def complete(self, principal: Principal, command: CompleteJob) -> Job:
@@ -353,10 +381,10 @@ class Leasing:
             sets = terminal_sets(self.ctx, command.job_id, JobState.FINISHED.value, now)
             sets["result"] = encode_json(command.result)
             change = Change(sets=sets, removes=("QSK", "locked_until", "error"))
-            return ended(self.ctx, write(self.ctx, command.job_id, UNLEASED_ONLY, {}, change, now))
+            return ended(self.ctx, write(self.ctx, command.job_id, UNLEASED_ONLY, {}, change, now, scope=principal))
         try:
             return self._finish_held(command.job_id, command.lease_token, JobState.FINISHED.value, now,
-                                     result=command.result, with_result=True)  # fmt: skip
+                                     result=command.result, with_result=True, scope=principal)  # fmt: skip
         except AlreadyFinished:
             # A repeated complete from the worker that finished it answers as the first did
             # (its result stays the first one).
@@ -371,7 +399,8 @@ class Leasing:
         now = self.ctx.clock.now()
         error = command.error_body
         if not command.retry:
-            return self._finish_held(command.job_id, command.lease_token, JobState.ERROR.value, now, error=error)
+            return self._finish_held(command.job_id, command.lease_token, JobState.ERROR.value, now, error=error,
+                                     scope=principal)  # fmt: skip
         attempt = attempt_of(command.lease_token) or 1
         delay = command.retry_in_ms if command.retry_in_ms is not None else self._backoff_ms(attempt)
         retry_at = to_iso(plus_ms(now, delay))
@@ -382,11 +411,14 @@ class Leasing:
             removes=("lease_token", "lease_owner", "locked_until"),
         )  # fmt: skip
         try:
-            job = write(self.ctx, command.job_id, RETRY, {":token": command.lease_token, ":retry_at": retry_at}, change, now)
+            given = {":token": command.lease_token, ":retry_at": retry_at}
+            job = write(self.ctx, command.job_id, RETRY, given, change, now, scope=principal)
         except CancelInstead:
-            return self._finish_held(command.job_id, command.lease_token, JobState.CANCELLED.value, now, error=error)
+            return self._finish_held(command.job_id, command.lease_token, JobState.CANCELLED.value, now, error=error,
+                                     scope=principal)  # fmt: skip
         except EndsNow:
-            return self._finish_held(command.job_id, command.lease_token, JobState.ERROR.value, now, error=error)
+            return self._finish_held(command.job_id, command.lease_token, JobState.ERROR.value, now, error=error,
+                                     scope=principal)  # fmt: skip
         self.ctx.count("JobsRetried")
         return job
 

@@ -14,10 +14,11 @@ from ..clock import epoch_seconds, to_iso
 from ..commands.jobs import JobById, ListJobs
 from ..commands.status import ListMessages, ListQueueJobs
 from ..cursors import open_cursor, seal
-from ..errors import NotFinished, NotFound
+from ..errors import InvalidRequest, NotFinished, NotFound
 from ..model import Job, JobState, Principal
 from ..store import Expr, Item
 from .context import Context
+from .scope import require_queue, scope_condition
 from .writes import visible
 
 T = TypeVar("T")
@@ -50,7 +51,7 @@ class Listing:
     def load_for(self, principal: Principal, job_id: str) -> Job:
         """The job, if the caller may see it: 404 for missing, expired and another user's."""
         job = visible(self.ctx.store.get(keys.job_key(job_id)), self.ctx.clock.now())
-        if job is None or not principal.may_see(job.owner):
+        if job is None or not principal.sees(job):
             raise NotFound(f"job {job_id} not found")
         return job
 
@@ -68,7 +69,7 @@ class Listing:
         now = self.ctx.clock.now()
         found = {str(i.get("id")): i for i in self.ctx.store.batch_get([keys.job_key(i) for i in dict.fromkeys(ids)])}
         jobs = [visible(found.get(job_id), now) for job_id in ids]
-        return Page([j for j in jobs if j is not None and principal.may_see(j.owner)], None)
+        return Page([j for j in jobs if j is not None and principal.sees(j)], None)
 
     # -- pages --------------------------------------------------------------------------------
     def _page(self, scope: str, cursor: str | None, read: Callable[[Item | None], tuple[list[Item], Item | None]]) -> Page[Item]:
@@ -93,6 +94,8 @@ class Listing:
         """Newest first, from the index its filters select; a user sees only own jobs."""
         if command.ids is not None:
             return self.many(principal, command.ids)
+        if command.type is not None:
+            require_queue(principal, command.type)
         now = self.ctx.clock.now()
         owner = command.owner
         if principal.is_user:
@@ -108,9 +111,12 @@ class Listing:
             ["jobs", principal.sub, *(str(x) for x in (command.type, command.ref_id, owner, command.state, low, high))]
         )
         if owner is None and command.type is None:
-            return self._list_all(command, scope, low, high, now)
+            return self._list_all(principal, command, scope, low, high, now)
         e = Expr()
         filters = [_not_expired(e, now)]
+        reach = scope_condition(principal, e) if command.type is None else None
+        if reach is not None:  # a scoped service's jobs of an owner: only its queues'
+            filters.append(reach)
         if command.state is not None:
             filters.append(f"{e.n('state')} = {e.v(command.state)}")
         if owner is not None:
@@ -140,7 +146,8 @@ class Listing:
         )
         return Page([Job.from_item(i) for i in page.data], page.next_cursor)
 
-    def _list_all(self, command: ListJobs, scope: str, low: str | None, high: str | None, now: datetime) -> Page[Job]:
+    def _list_all(self, principal: Principal, command: ListJobs, scope: str, low: str | None, high: str | None,
+                  now: datetime) -> Page[Job]:  # fmt: skip
         """No owner or type: one page from each all-created partition, merged newest first.
         The cursor is the last job's CSK: the next page reads below it."""
         after = str(open_cursor(self.ctx.cursor_key(), scope, command.cursor).get("CSK", "")) if command.cursor else None
@@ -155,6 +162,9 @@ class Listing:
                 filters.append(f"{e.n('state')} = {e.v(command.state)}")
             if command.ref_id is not None:
                 filters.append(f"{e.n('ref_id')} = {e.v(command.ref_id)}")
+            reach = scope_condition(principal, e)
+            if reach is not None:
+                filters.append(reach)
             condition = f"{e.n('APK')} = {e.v(partition)}" + _created_range(e, low, upper)
             # One more than the page: the item at the cursor itself comes back (the bound is
             # inclusive) and is dropped below.
@@ -168,34 +178,48 @@ class Listing:
 
     # -- queues -------------------------------------------------------------------------------
     def queue_jobs(self, principal: Principal, command: ListQueueJobs) -> Page[Job]:
-        """Claimable jobs of a queue, oldest first; `include_leased` adds running ones."""
+        """Claimable jobs of a queue in the order claims take them: most urgent priority level
+        first, oldest first within one; `include_leased` adds running ones. One Query per
+        level the page spans."""
+        require_queue(principal, command.type)
         now = self.ctx.clock.now()
         bound = keys.visible_key(to_iso(now), keys.KEY_HIGH)
-        e = Expr()
-        condition = f"{e.n('TPK')} = {e.v(keys.type_partition(command.type))}"
-        filters = [_not_expired(e, now)]
-        if command.include_leased:
-            filters.append(f"({e.n('QSK')} <= {e.v(bound)} OR {e.n('state')} = {e.v(JobState.RUNNING.value)})")
-        else:
-            condition += f" AND {e.n('QSK')} <= {e.v(bound)}"
-        page = self._page(
-            f"queue-jobs|{command.type}|{command.include_leased}|{principal.sub}",
-            command.cursor,
-            lambda start: self.ctx.store.page(
-                condition,
-                e,
-                index=keys.QUEUE_INDEX,
-                limit=command.limit,
-                start_key=start,
-                filter_expression=" AND ".join(filters),
-            ),
-        )
+        scope = f"queue-jobs|{command.type}|{command.include_leased}|{principal.sub}"
+        partitions = [keys.queue_partition(command.type, level) for level in self.ctx.queue_settings.of(command.type).levels]
+        # A cursor is where the next page starts: a start key of the queue index, or only the
+        # QPK of the level to start from the beginning of.
+        resume = open_cursor(self.ctx.cursor_key(), scope, command.cursor) if command.cursor else None
+        if resume is not None and resume.get("QPK") not in partitions:
+            raise InvalidRequest.fields({"cursor": "not a cursor of this listing"})
+        if not partitions:
+            return Page([], None)  # no job was ever put in this queue
+        first = partitions.index(str(resume["QPK"])) if resume else 0
+        start_key: Item | None = resume if resume and len(resume) > 1 else None
+        found: list[Item] = []
+        next_resume: Item | None = None
+        for at, partition in enumerate(partitions[first:], start=first):
+            e = Expr()
+            condition = f"{e.n('QPK')} = {e.v(partition)}"
+            filters = [_not_expired(e, now)]
+            if command.include_leased:
+                filters.append(f"({e.n('QSK')} <= {e.v(bound)} OR {e.n('state')} = {e.v(JobState.RUNNING.value)})")
+            else:
+                condition += f" AND {e.n('QSK')} <= {e.v(bound)}"
+            items, next_start = self.ctx.store.page(condition, e, index=keys.QUEUE_INDEX, limit=command.limit - len(found),
+                                                    start_key=start_key, filter_expression=" AND ".join(filters))  # fmt: skip
+            found += items
+            start_key = None
+            if next_start is not None:
+                next_resume = next_start
+                break
+            if len(found) >= command.limit:
+                next_resume = {"QPK": partitions[at + 1]} if at + 1 < len(partitions) else None
+                break
         # The queue index holds only what claims need: fetch the jobs themselves.
-        by_id = (
-            {i["id"]: i for i in self.ctx.store.batch_get([keys.job_key(str(i["id"])) for i in page.data])} if page.data else {}
-        )
-        jobs = [visible(by_id.get(i["id"]), now) for i in page.data]
-        return Page([j for j in jobs if j is not None], page.next_cursor)
+        by_id = {i["id"]: i for i in self.ctx.store.batch_get([keys.job_key(str(i["id"])) for i in found])} if found else {}
+        jobs = [visible(by_id.get(i["id"]), now) for i in found]
+        next_cursor = seal(self.ctx.cursor_key(), scope, next_resume) if next_resume else None
+        return Page([j for j in jobs if j is not None], next_cursor)
 
 
 def _created_range(e: Expr, low: str | None, high: str | None) -> str:

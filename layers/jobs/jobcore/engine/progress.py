@@ -75,7 +75,7 @@ class Progress:
             extra=message_write if command.message is not None else None,
         )
         try:
-            job = write(self.ctx, command.job_id, rule, given, change, now)
+            job = write(self.ctx, command.job_id, rule, given, change, now, scope=principal)
         except ExtraWritesFailed as failed:
             raise ServiceUnavailable("the message could not be stored; retry") from failed
         return ended(self.ctx, job) if command.complete else job
@@ -91,14 +91,15 @@ class Progress:
                 cancelled = Change(
                     sets=terminal_sets(self.ctx, command.job_id, JobState.CANCELLED.value, now), removes=TERMINAL_REMOVES
                 )
-                job = write(self.ctx, command.job_id, cancel, own, cancelled, now)
+                job = write(self.ctx, command.job_id, cancel, own, cancelled, now, scope=principal)
                 return ended(self.ctx, job)
             except AlreadyDone as done:
                 return Job.from_item(dict(done.item))
             except OnlyRequest:
                 pass
             try:
-                return write(self.ctx, command.job_id, request, own, Change(sets={"cancel_requested": True}), now)
+                requested = Change(sets={"cancel_requested": True})
+                return write(self.ctx, command.job_id, request, own, requested, now, scope=principal)
             except AlreadyDone as done:
                 return Job.from_item(dict(done.item))
             except Refused:

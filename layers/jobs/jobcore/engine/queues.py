@@ -14,9 +14,10 @@ from ..cursors import open_cursor, seal
 from ..errors import InvalidRequest, NotFound
 from ..model import Principal
 from ..store import Expr, Item
-from .context import Context
+from .context import Context, registered_levels
 from .counting import HISTORY, STATES, minute_of
 from .listing import Page
+from .scope import require_queue
 
 HISTORY_MAX_BACK = timedelta(hours=24)
 
@@ -50,19 +51,24 @@ def queue_of(item: Item, oldest: str | None) -> Queue:
 class Queues:
     ctx: Context
 
-    def oldest_claimable(self, job_type: str) -> str | None:
-        """When the oldest claimable job of the queue became claimable: one Query, one item."""
-        e = Expr()
+    def oldest_claimable(self, job_type: str, item: Item) -> str | None:
+        """When the oldest claimable job of the queue became claimable: one Query of one item
+        per priority level the queue has registered (`item` is its queue item)."""
         bound = keys.visible_key(to_iso(self.ctx.clock.now()), keys.KEY_HIGH)
-        condition = f"{e.n('TPK')} = {e.v(keys.type_partition(job_type))} AND {e.n('QSK')} <= {e.v(bound)}"
-        found, _ = self.ctx.store.query(condition, e, index=keys.QUEUE_INDEX, limit=1)
-        return str(found[0]["QSK"]).split("#", 1)[0] if found else None
+        oldest: list[str] = []
+        for level in registered_levels(item):
+            e = Expr()
+            condition = f"{e.n('QPK')} = {e.v(keys.queue_partition(job_type, level))} AND {e.n('QSK')} <= {e.v(bound)}"
+            found, _ = self.ctx.store.query(condition, e, index=keys.QUEUE_INDEX, limit=1)
+            oldest += [str(found[0]["QSK"]).split("#", 1)[0]] if found else []
+        return min(oldest) if oldest else None
 
     def get(self, principal: Principal, command: GetQueue) -> Queue:
+        require_queue(principal, command.type)
         item = self.ctx.store.get(keys.queue_name_key(command.type))
         if item is None:
             raise NotFound(f"queue {command.type} not found")
-        return queue_of(item, self.oldest_claimable(command.type))
+        return queue_of(item, self.oldest_claimable(command.type, item))
 
     def page(self, principal: Principal, command: ListQueues) -> Page[Queue]:
         """Queues by name: one Query for the page, and one per queue for its lag."""
@@ -73,11 +79,13 @@ class Queues:
         if command.prefix:
             condition += f" AND begins_with({e.n('SK')}, {e.v(command.prefix)})"
         items, next_start = self.ctx.store.page(condition, e, limit=command.limit, start_key=start)
-        queues = [queue_of(item, self.oldest_claimable(str(item["SK"]))) for item in items]
+        queues = [queue_of(item, self.oldest_claimable(str(item["SK"]), item)) for item in items
+                  if principal.reaches(str(item["SK"]))]  # fmt: skip
         return Page(queues, seal(self.ctx.cursor_key(), scope, next_start) if next_start else None)
 
     def patch(self, principal: Principal, command: PatchQueue) -> Queue:
         """Set paused and fifo. A queue never used becomes one (its settings outlive its jobs)."""
+        require_queue(principal, command.type)
         e = Expr()
         sets = [f"{e.n('type')} = {e.v(command.type)}", f"{e.n('modified')} = {e.v(to_iso(self.ctx.clock.now()))}"]
         if command.paused is not None:
@@ -86,11 +94,12 @@ class Queues:
             sets.append(f"{e.n('fifo')} = {e.v(command.fifo)}")
         item = self.ctx.store.update(keys.queue_name_key(command.type), "SET " + ", ".join(sets), condition=None, expr=e)
         self.ctx.queue_settings.forget(command.type)
-        return queue_of(item, self.oldest_claimable(command.type))
+        return queue_of(item, self.oldest_claimable(command.type, item))
 
     def history(self, principal: Principal, command: QueueHistory) -> list[dict[str, Any]]:
         """Per-minute counts between from and to (default: the last hour), oldest first,
         minutes with nothing as zeros. One Query."""
+        require_queue(principal, command.type)
         now = self.ctx.clock.now()
         to = command.to or now
         start = command.from_ or to - timedelta(hours=1)

@@ -20,6 +20,7 @@ from ..rules import ABSENT, REQUEUE, Refused
 from ..store import ConditionFailed, Expr, Item, Write
 from .context import Context
 from .creating import conditional, guard_write
+from .scope import require_queue
 from .writes import Change, ExtraWritesFailed, delete_messages, load, release_guard_of, visible, write, write_only
 
 # How many jobs one purge call deletes at most before it answers `more`, and how many of
@@ -64,7 +65,8 @@ class Recovery:
         """An `error` or `cancelled` job back to pending, claimable now, its attempts at 0."""
         now = self.ctx.clock.now()
         item = self.ctx.store.get(keys.job_key(command.job_id))
-        if visible(item, now) is None:
+        found = visible(item, now)
+        if found is None or not principal.reaches(found.type):
             raise NotFound(f"job {command.job_id} not found")
         assert item is not None
         job = self._requeue(item, now, read_back=True)
@@ -149,6 +151,7 @@ class Recovery:
         before the run began, oldest first, up to `limit` of them a call, each retried; read
         from the queue-ended index, which holds exactly these jobs and what a retry needs.
         A call also stops while it has time left to answer (its Lambda's timeout)."""
+        require_queue(principal, command.type)
         now = self.ctx.clock.now()
         scope = f"{command.type}|{','.join(command.states)}|{command.error_code or ''}"
         run_key, started, resume = self._open_run("redrive", scope, now)
@@ -196,6 +199,7 @@ class Recovery:
         created before the run began, with their guards and messages, up to a budget of
         jobs a call (and PURGE_READS read). Each delete is conditional on the job's state,
         so a job claimed since it was read is kept."""
+        require_queue(principal, command.type)
         now = self.ctx.clock.now()
         run_key, started, start = self._open_run("purge", f"{command.type}|{command.state or ''}", now)
         e = Expr()

@@ -17,11 +17,12 @@ from typing import Any
 from .. import keys
 from ..clock import epoch_seconds, parse_iso, plus_ms, to_iso
 from ..errors import NotFound, ServiceUnavailable
-from ..model import Job, JobState
+from ..model import Job, JobState, Principal
 from ..rules import GUARD_OF, Behind, Transition
 from ..store import ConditionFailed, Expr, Item, TransactionCanceled, Write
 from ..wire import encode_json
 from .context import Context, now_values
+from .scope import scope_condition
 
 # Each round of concurrent writers to one job lets at least one through, so this bounds
 # how many writers may race on one job before one of them is told to retry (503).
@@ -61,9 +62,11 @@ def visible(item: Item | None, now: datetime) -> Job | None:
     return Job.from_item(item)
 
 
-def write(ctx: Context, job_id: str, rule: Transition, given: Mapping[str, Any], change: Change, now: datetime) -> Job:
-    """Apply one transition to a job; the job as it is after it."""
-    job = _apply(ctx, job_id, rule, given, change, now, read_back=True)
+def write(ctx: Context, job_id: str, rule: Transition, given: Mapping[str, Any], change: Change, now: datetime, *,
+          scope: Principal | None = None) -> Job:  # fmt: skip
+    """Apply one transition to a job; the job as it is after it. With `scope`, only to a job of
+    a queue that caller reaches (another queue's job is NotFound, as a missing one)."""
+    job = _apply(ctx, job_id, rule, given, change, now, read_back=True, scope=scope)
     assert job is not None
     return job
 
@@ -75,7 +78,7 @@ def write_only(ctx: Context, job_id: str, rule: Transition, given: Mapping[str, 
 
 
 def _apply(ctx: Context, job_id: str, rule: Transition, given: Mapping[str, Any], change: Change, now: datetime, *,
-           read_back: bool) -> Job | None:  # fmt: skip
+           read_back: bool, scope: Principal | None = None) -> Job | None:  # fmt: skip
     modified = now
     removes = list(change.removes)
     key = keys.job_key(job_id)
@@ -85,6 +88,10 @@ def _apply(ctx: Context, job_id: str, rule: Transition, given: Mapping[str, Any]
         e = Expr()
         e.names.update(rule.names)
         e.values.update(rule.values(v))
+        condition = rule.condition
+        reach = scope_condition(scope, e) if scope is not None else None
+        if reach is not None:
+            condition = f"({condition}) AND {reach}"
         assignments = [f"{e.n(k)} = {e.v(value)}" for k, value in change.values(stamp).items()]
         assignments.append(f"{e.n('version')} = {e.n('version')} + {e.v(1)}")
         assignments.append(f"{e.n('modified')} = {e.v(stamp)}")
@@ -95,14 +102,14 @@ def _apply(ctx: Context, job_id: str, rule: Transition, given: Mapping[str, Any]
         extra = change.extra(stamp) if change.extra else []
         try:
             if extra:
-                ctx.store.transact([Write("update", key=key, update=update, condition=rule.condition, expr=e), *extra])
+                ctx.store.transact([Write("update", key=key, update=update, condition=condition, expr=e), *extra])
                 if not read_back:
                     return None
                 job = visible(ctx.store.get(key), now)
                 if job is None:  # deleted between the two requests
                     raise NotFound(f"job {job_id} not found")
                 return job
-            return Job.from_item(ctx.store.update(key, update, condition=rule.condition, expr=e))
+            return Job.from_item(ctx.store.update(key, update, condition=condition, expr=e))
         except (ConditionFailed, TransactionCanceled) as failure:
             if isinstance(failure, TransactionCanceled):
                 if failure.reasons[0].code != "ConditionalCheckFailed":
@@ -110,6 +117,8 @@ def _apply(ctx: Context, job_id: str, rule: Transition, given: Mapping[str, Any]
                 old = failure.reasons[0].item
             else:
                 old = failure.item
+            if scope is not None and old is not None and not scope.reaches(str(old.get("type", ""))):
+                raise NotFound("job not found") from None  # word for word what a missing job gets
             try:
                 rule.check(old, v)
             except Behind:

@@ -52,7 +52,7 @@ class FanOutBatch:
         connections: dict[str, None] = {}
         for topic in change.topics():
             for subscriber in self._subscribers[topic]:
-                if subscriber.connection_id not in self._gone and subscriber.may_see(change.owner):
+                if subscriber.connection_id not in self._gone and subscriber.may_see(change.owner, change.type):
                     connections[subscriber.connection_id] = None
         return list(connections)
 

@@ -2,7 +2,7 @@
 
 The connections table holds one item per connection and one per subscription:
 
-| item         | PK          | SK          | topic (index `topic-connections`)          |
+| item         | PK          | SK          | topic (index `topic-subscribers`)          |
 |--------------|-------------|-------------|--------------------------------------------|
 | connection   | `C#<id>`    | `CONN`      | -                                          |
 | subscription | `C#<id>`    | `S#<topic>` | `owner#<owner>`, `job_id#<id>`, `type#<type>` |
@@ -28,7 +28,7 @@ from ..settings import LiveSettings
 from ..store import Expr, TableStore, TransactionCanceled, Write
 from .messages import Topic
 
-TOPIC_INDEX = "topic-connections"
+TOPIC_INDEX = "topic-subscribers"
 CONNECTION_SK = "CONN"
 SUBSCRIPTION_PREFIX = "S#"
 # API Gateway closes every WebSocket connection after 2 hours; items outlive it a little.
@@ -50,10 +50,15 @@ class Subscriber:
     sub: str
     role: Role
     expires_at: int
+    # A scoped service's queues (its token's claim), None: every queue.
+    queues: tuple[str, ...] | None = None
 
-    def may_see(self, owner: str | None) -> bool:
-        """A user never receives another user's updates, whatever it subscribed to."""
-        return self.role is not Role.USER or (owner is not None and owner == self.sub)
+    def may_see(self, owner: str | None, job_type: str | None = None) -> bool:
+        """A user never receives another user's updates, nor a scoped service another
+        queue's, whatever it subscribed to (a service may follow an owner)."""
+        if self.role is Role.USER:
+            return owner is not None and owner == self.sub
+        return job_type is None or Principal(self.sub, self.role, self.queues).reaches(job_type)
 
 
 def connection_pk(connection_id: str) -> str:
@@ -64,7 +69,10 @@ def _subscriber_of(item: dict[str, Any]) -> Subscriber | None:
     """A subscription item as the fan-out needs it; None for a damaged one, which must not
     stop the updates of every other subscriber of its topic."""
     try:
-        return Subscriber(str(item["connection_id"]), str(item["sub"]), Role(str(item["role"])), int(item["expires_at"]))
+        queues = item.get("queues")
+        scope = tuple(str(q) for q in queues) if isinstance(queues, list) else None
+        return Subscriber(str(item["connection_id"]), str(item["sub"]), Role(str(item["role"])), int(item["expires_at"]),
+                          scope)  # fmt: skip
     except (KeyError, ValueError, TypeError):
         return None
 
@@ -79,6 +87,8 @@ def allowed_topic(principal: Principal, topic: Topic | None) -> Topic:
         return topic
     if topic is None:
         raise InvalidRequest.fields({"job_id": "name one of job_id, type or owner"})
+    if topic.kind == "type" and not principal.reaches(topic.value):
+        raise Forbidden(f"this token does not reach queue {topic.value}", {"type": topic.value})
     return topic
 
 
@@ -132,7 +142,7 @@ class Subscriptions:
         count.names.update({"#PK": "PK", "#subscriptions": "subscriptions"})
         count.values.update({":most": self.settings.max_subscriptions, ":one": 1, ":zero": 0})
         put.names["#PK"] = "PK"
-        subscription = {
+        subscription: dict[str, Any] = {
             "PK": connection_pk(connection_id),
             "SK": SUBSCRIPTION_PREFIX + topic.key,
             "topic": topic.key,
@@ -141,6 +151,8 @@ class Subscriptions:
             "role": principal.role.value,
             "expires_at": self._expires_at(),
         }
+        if principal.scoped and principal.queues is not None:
+            subscription["queues"] = list(principal.queues)
         writes = [
             Write("update", key={"PK": connection_pk(connection_id), "SK": CONNECTION_SK},
                   update="SET #subscriptions = if_not_exists(#subscriptions, :zero) + :one", condition=COUNT_UP, expr=count),
