@@ -3,9 +3,12 @@
     export JOBS_TOKEN=...   # a service token: `make run` prints one
     .venv/bin/python examples/count_worker.py
 
-Jobs of type "count" with params {"n": N, "delay_s": seconds per step}. It prints a line per
-job it finishes. SIGTERM or Ctrl-C stops it gracefully: running counts get time to finish,
-the rest are handed back.
+Jobs of type "count" with params {"n": N, "delay_s": seconds per step}; QUEUES names the
+queues to serve, comma-separated (QUEUES=count,count.urgent: each claim tries them all, in
+an order rotated at every claim). It prints a line per job it finishes. CONCURRENCY (default
+2) jobs run at once; MAX_JOBS (1-10, default 1) is how many one claim may lease, never more
+than the slots free. SIGTERM or Ctrl-C stops it gracefully: running counts get time to
+finish, the rest are handed back.
 """
 
 from __future__ import annotations
@@ -41,8 +44,10 @@ def main() -> None:
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(message)s")
     url = os.environ.get("JOBS_URL", "http://127.0.0.1:3000")
     concurrency = int(os.environ.get("CONCURRENCY", "2"))
-    print(f"counting jobs of queue 'count' from {url}, {concurrency} at a time; Ctrl-C stops", flush=True)
-    worker = Worker(JobsClient(url, token), "count", count, concurrency=concurrency, lease_ms=15_000)
+    max_jobs = int(os.environ.get("MAX_JOBS", "1"))
+    queues = [q.strip() for q in os.environ.get("QUEUES", "count").split(",") if q.strip()]
+    print(f"counting jobs of {', '.join(queues)} from {url}, {concurrency} at a time; Ctrl-C stops", flush=True)
+    worker = Worker(JobsClient(url, token), queues, count, concurrency=concurrency, max_jobs=max_jobs, lease_ms=15_000)
     worker.run()
     print(f"stopped: {worker.stats.snapshot()}")
 

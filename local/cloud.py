@@ -200,10 +200,12 @@ class LocalCloud:
         self.http.start()
         self._stoppers.append(self.http.stop)
         from .event_sources import start_event_sources
+        from .schedules import start_schedules
         from .websocket_api import start_websocket_api
 
         self._stoppers.append(start_websocket_api(self.stage()))
         self._stoppers.append(start_event_sources(self.stage()))
+        self._stoppers.append(start_schedules(self.stage()))
         self._started.set()
 
     def stage(self) -> Stage:

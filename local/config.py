@@ -34,6 +34,8 @@ class CloudConfig:
     log_format: str = "compact"
     # Tests only: function -> how many of its successful stream invocations to fail.
     stream_faults: dict[str, int] = field(default_factory=dict)
+    # Tests: scheduled events on a clock this many times faster than real time (local/schedules.py).
+    schedule_speed: float = 1.0
 
     @classmethod
     def from_env(cls) -> CloudConfig:
@@ -48,12 +50,23 @@ class CloudConfig:
             template_path=Path(env["JOBS_TEMPLATE"]) if env.get("JOBS_TEMPLATE") else TEMPLATE_PATH,
             parameters=dict(pair.split("=", 1) for pair in env.get("JOBS_PARAMETERS", "").split(",") if "=" in pair),
             log_format="json" if env.get("JOBS_LOG", "").lower() == "json" else "compact",
+            schedule_speed=_speed(env.get("JOBS_LOCAL_SCHEDULE_SPEED", "1")),
             stream_faults={
                 name: int(count)
                 for name, _, count in (p.partition("=") for p in env.get("JOBS_LOCAL_STREAM_FAULTS", "").split(","))
                 if name and count.isdigit()
             },
         )
+
+
+def _speed(text: str) -> float:
+    try:
+        speed = float(text)
+    except ValueError:
+        raise ValueError(f"JOBS_LOCAL_SCHEDULE_SPEED must be a number, got {text!r}") from None
+    if not 0.01 <= speed <= 10_000:
+        raise ValueError(f"JOBS_LOCAL_SCHEDULE_SPEED must be between 0.01 and 10000, got {text!r}")
+    return speed
 
 
 @dataclass

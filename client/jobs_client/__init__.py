@@ -49,6 +49,7 @@ from .models import (
     Queue,
     QueueCounts,
     Redrive,
+    Schedule,
     Speed,
     TaskUpdate,
 )
@@ -93,6 +94,7 @@ __all__ = [
     "Redrive",
     "RetriesExhausted",
     "RetryPolicy",
+    "Schedule",
     "Speed",
     "SubscriptionRefused",
     "TaskUpdate",

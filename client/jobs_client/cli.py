@@ -4,9 +4,9 @@ The URL and token come from options or the environment (JOBS_URL, JOBS_WS_URL, J
 JOBS_JWT_SECRET for `token`). `--json` prints what the service answered as JSON. A failure
 exits non-zero with the contract's error code and message on stderr.
 
-This module assembles the command line from its families: cli_jobs, cli_queues, cli_tokens
-and cli_watch, which print with cli_output and run with cli_context (the settings, the
-client, errors as exit codes).
+This module assembles the command line from its families: cli_jobs, cli_queues,
+cli_schedules, cli_tokens and cli_watch, which print with cli_output and run with
+cli_context (the settings, the client, errors as exit codes).
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ from typing import Annotated
 
 import typer
 
-from . import __version__, cli_jobs, cli_queues, cli_tokens, cli_watch
+from . import __version__, cli_jobs, cli_queues, cli_schedules, cli_tokens, cli_watch
 from .cli_context import Settings
 from .cli_output import human_span, sparkline
 from .client import JobsClient
@@ -59,6 +59,7 @@ def main_options(
 # The order here is the order of `jobs --help`.
 cli_jobs.register(app)
 cli_queues.register(app)
+cli_schedules.register(app)
 cli_tokens.register(app)
 cli_watch.register(app)
 

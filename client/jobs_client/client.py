@@ -3,10 +3,11 @@
 
 Retries: every call is retried on a 429 or 503 (the service wrote nothing). A lost
 connection, a timeout or a gateway's 502/504 leaves unknown whether the call took effect, so
-only idempotent calls are retried on those: reads, cancel, extend, clean, delete-all, purge, setting a queue's paused/fifo, and
-create (it always carries an `Idempotency-Key`, so a retried create returns the first
-response instead of creating twice). Retrying a job and redriving a queue are not: repeated
-after they took effect, the first answers `not_retryable` and the second retries another
+only idempotent calls are retried on those: reads, cancel, extend, clean, delete-all, purge, setting a queue's paused/fifo,
+putting, patching and deleting a schedule (each sets a state by name), and create (it always
+carries an `Idempotency-Key`, so a retried create returns the first response instead of
+creating twice). Retrying a job and redriving a queue are not: repeated after they took
+effect, the first answers `not_retryable` and the second retries another
 batch beyond its limit.
 """
 
@@ -19,7 +20,7 @@ from typing import Any, TypeVar
 from urllib.parse import quote
 
 from .errors import ApiError, NotFound
-from .models import BatchResult, HistoryMinute, Job, Message, Page, Progress, Queue, Redrive, Speed
+from .models import BatchResult, HistoryMinute, Job, Message, Page, Progress, Queue, Redrive, Schedule, Speed
 from .transport import UNSET as _UNSET
 from .transport import USER_AGENT, HttpSession, Reply, RetryPolicy
 
@@ -419,6 +420,78 @@ class JobsClient(HttpSession):
 
     def get_schema(self) -> dict[str, Any]:
         return dict(self.request("GET", "/schema", idempotent=True).body)
+
+    # -- schedules ------------------------------------------------------------------------
+    def put_schedule(
+        self,
+        name: str,
+        *,
+        job: dict[str, Any],
+        cron: str | None = None,
+        every_ms: int | None = None,
+        timezone: str | None = None,
+        paused: bool | None = None,
+    ) -> tuple[Schedule, bool]:
+        """Create or replace the schedule: (schedule, created). `job` is each slot's create body
+        (`type` required; params, title, owner, max_retries, ttl_ms, priority); exactly one of
+        `cron` (five fields, read in `timezone`, default UTC) and `every_ms` (at least 60,000).
+        A put retried after a lost connection may answer created=False for a schedule it created."""
+        if (cron is None) == (every_ms is None):
+            raise ValueError("give cron or every_ms (one of the two)")
+        body = {"cron": cron, "every_ms": every_ms, "timezone": timezone, "job": job, "paused": paused}
+        given = {k: v for k, v in body.items() if v is not None}
+        # Idempotent: the same body puts the same schedule, however often it is sent.
+        reply = self.request("PUT", f"/schedules/{_segment(name)}", body=given, idempotent=True)
+        return Schedule.from_wire(reply.body), reply.status == 201
+
+    def get_schedule(self, name: str) -> Schedule | None:
+        """The schedule, or None when there is none of that name."""
+        try:
+            return Schedule.from_wire(self.request("GET", f"/schedules/{_segment(name)}", idempotent=True).body)
+        except NotFound:
+            return None
+
+    def list_schedules(self, *, prefix: str | None = None, limit: int | None = None, cursor: str | None = None) -> Page[Schedule]:
+        """Schedules by name."""
+        return self._page("/schedules", {"prefix": prefix, "limit": limit, "cursor": cursor}, Schedule.from_wire)
+
+    def iter_schedules(self, *, prefix: str | None = None) -> Iterator[Schedule]:
+        return self._all(lambda cursor: self.list_schedules(prefix=prefix, limit=100, cursor=cursor))
+
+    def set_schedule(
+        self,
+        name: str,
+        *,
+        paused: bool | None = None,
+        cron: str | None = None,
+        every_ms: int | None = None,
+        timezone: str | None = None,
+        job: dict[str, Any] | None = None,
+    ) -> Schedule:
+        """Change only what is given: `cron` or `every_ms` replaces the cadence (the other one
+        goes), `timezone` alone re-reads the cron in it, `job` replaces the whole template.
+        A resumed schedule starts at its next slot from now."""
+        if cron is not None and every_ms is not None:
+            raise ValueError("give cron or every_ms, not both")
+        body = {"paused": paused, "cron": cron, "every_ms": every_ms, "timezone": timezone, "job": job}
+        given = {k: v for k, v in body.items() if v is not None}
+        if not given:
+            raise ValueError("set at least one of paused, cron, every_ms, timezone, job")
+        # Idempotent: it sets values, whatever they were.
+        return Schedule.from_wire(self.request("PATCH", f"/schedules/{_segment(name)}", body=given, idempotent=True).body)
+
+    def pause_schedule(self, name: str) -> Schedule:
+        """No jobs from the schedule until it is resumed."""
+        return self.set_schedule(name, paused=True)
+
+    def resume_schedule(self, name: str) -> Schedule:
+        """Back on its cadence from the next slot from now (missed slots are not made up)."""
+        return self.set_schedule(name, paused=False)
+
+    def delete_schedule(self, name: str) -> Schedule:
+        """Delete it (the jobs it created stay); the schedule as it was. Retried after a lost
+        connection, a delete that took effect the first time answers NotFound."""
+        return Schedule.from_wire(self.request("DELETE", f"/schedules/{_segment(name)}", idempotent=True).body)
 
 
 __all__ = ["USER_AGENT", "ApiError", "JobsClient", "Reply", "RetryPolicy"]

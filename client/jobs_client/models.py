@@ -1,4 +1,4 @@
-"""Typed views of what the service sends: jobs, queues, pages, messages, live updates."""
+"""Typed views of what the service sends: jobs, queues, schedules, pages, messages, live updates."""
 
 from __future__ import annotations
 
@@ -224,6 +224,46 @@ class Queue:
             return None
         waited = (now or datetime.now(UTC)) - self.oldest_pending_at
         return max(waited, timedelta(0))  # clocks disagree by a little
+
+
+@dataclass(frozen=True)
+class Schedule:
+    """A recurring job: one job of `job` (a create body, kept as the service sent it) at each
+    slot of its cadence, `cron` or `every_ms` (exactly one is set), read in `timezone`."""
+
+    name: str
+    cron: str | None = None
+    every_ms: int | None = None
+    timezone: str = "UTC"
+    job: dict[str, Any] = field(default_factory=dict)
+    paused: bool = False
+    next_run_at: datetime | None = None  # None while paused
+    last_run_at: datetime | None = None
+    last_job_id: str | None = None
+    processor: str = ""
+    created: datetime | None = None
+    modified: datetime | None = None
+    version: int = 0
+
+    @classmethod
+    def from_wire(cls, data: dict[str, Any]) -> Schedule:
+        every_ms = data.get("every_ms")
+        job = data.get("job")
+        return cls(
+            name=str(data["name"]),
+            cron=data.get("cron"),
+            every_ms=int(every_ms) if every_ms is not None else None,
+            timezone=str(data.get("timezone") or "UTC"),
+            job=dict(job) if isinstance(job, dict) else {},
+            paused=bool(data.get("paused")),
+            next_run_at=parse_time(data.get("next_run_at")),
+            last_run_at=parse_time(data.get("last_run_at")),
+            last_job_id=data.get("last_job_id"),
+            processor=str(data.get("processor") or ""),
+            created=parse_time(data.get("created")),
+            modified=parse_time(data.get("modified")),
+            version=int(data.get("version") or 0),
+        )
 
 
 @dataclass(frozen=True)

@@ -4,15 +4,19 @@ and report the outcome.
 - Each of `concurrency` slots long-polls `claim`, runs the handler in its thread, then
   completes the job with the handler's return value, or fails it: an ordinary exception is
   retried by the service (with its backoff), a `NonRetryableError` ends the job in `error`.
+- With `max_jobs` above 1, an idle slot claims up to min(`max_jobs`, free slots) jobs at once,
+  runs the first and hands the others to idle slots: the jobs held (claimed and not yet
+  settled) plus those asked for by claims in flight never exceed `concurrency`, so every
+  leased job starts at once and none waits unattended while its lease runs down.
 - A heartbeat extends the lease every third of `lease_ms`, unless the handler reported
   progress in that time (`JobContext.report` is a status post that extends the lease in the
   same write). When an extend or a report answers `cancel_requested`, or says the lease is
   lost, the handler is told to stop (`ctx.stopping`, `ctx.check()`, `ctx.sleep()`).
 - A handler that runs past `max_run_s` is given up: its heartbeat stops, so its lease
   expires and another worker retries the job; a fresh slot takes its place.
-- SIGTERM or SIGINT (or `stop()`): no new claims; running handlers get `shutdown_grace_s`
-  to finish, then are told to stop, and the leases still held are aborted (their jobs are
-  claimable again at once).
+- SIGTERM or SIGINT (or `stop()`): no new claims; jobs claimed but not started are aborted at
+  once; running handlers get `shutdown_grace_s` to finish, then are told to stop, and the
+  leases still held are aborted (their jobs are claimable again at once).
 """
 
 from __future__ import annotations
@@ -24,6 +28,7 @@ import signal
 import socket
 import threading
 import time
+from collections import deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -34,9 +39,11 @@ from .models import Job, Progress, Speed
 
 logger = logging.getLogger("jobs_client.worker")
 
-# Answers that mean this worker no longer holds the lease.
 # A worker serves at most this many queues (POST /v1/claim's `types`).
 MAX_QUEUES = 10
+# One claim leases at most this many jobs (the claim's `max_jobs`).
+MAX_JOBS = 10
+# Answers that mean this worker no longer holds the lease.
 _LEASE_GONE = (LeaseLost, NotRunning, AlreadyFinished, NotFound)
 
 
@@ -155,6 +162,7 @@ class Worker:
         handler: Handler,
         *,
         concurrency: int = 1,
+        max_jobs: int = 1,
         lease_ms: int = 60_000,
         wait_ms: int = 20_000,
         max_run_s: float | None = None,
@@ -164,6 +172,8 @@ class Worker:
     ) -> None:
         if concurrency < 1:
             raise ValueError("concurrency must be at least 1")
+        if not 1 <= max_jobs <= MAX_JOBS:
+            raise ValueError(f"max_jobs must be 1 to {MAX_JOBS}")
         queues = [type] if isinstance(type, str) else list(type)
         if not queues or len(queues) > MAX_QUEUES or len(set(queues)) != len(queues):
             raise ValueError(f"give 1 to {MAX_QUEUES} distinct queues")
@@ -175,6 +185,7 @@ class Worker:
         self._turn = itertools.count()
         self.handler = handler
         self.concurrency = concurrency
+        self.max_jobs = max_jobs
         self.lease_ms = lease_ms
         self.wait_ms = wait_ms
         self.max_run_s = max_run_s
@@ -183,8 +194,13 @@ class Worker:
         self.max_retries = max_retries
         self.stats = WorkerStats()
         self._stopping = threading.Event()
+        # Held: claimed and not yet settled, by lease (a job lost and leased to this worker
+        # again is two holds until the first settles).
         self._running: dict[str, JobContext] = {}
+        self._ready: deque[JobContext] = deque()  # held, claimed by a slot for another to start
+        self._reserved = 0  # jobs asked for by the claims in flight
         self._lock = threading.Lock()
+        self._wake = threading.Condition(self._lock)  # slots wait here for a job or a free slot
         self._slots: list[threading.Thread] = []
 
     # -- lifecycle ------------------------------------------------------------------------
@@ -208,6 +224,12 @@ class Worker:
         thread.start()
 
     def _drain(self) -> None:
+        with self._wake:
+            unstarted = list(self._ready)
+            self._ready.clear()
+            self._wake.notify_all()  # idle slots see the stop and end
+        for ctx in unstarted:  # give them back now rather than let their leases run out
+            self._settle(ctx, abort=True)
         deadline = time.monotonic() + self.shutdown_grace_s
         while self._held() and time.monotonic() < deadline:
             time.sleep(0.05)
@@ -225,40 +247,84 @@ class Worker:
 
     # -- one slot -------------------------------------------------------------------------
     def _slot(self) -> None:
-        while not self._stopping.is_set():
-            try:
-                job = self._claim()
-            except JobsClientError as error:
-                logger.warning("claim failed: %s", error)
-                self._stopping.wait(1.0)
-                continue
-            if job is None:
-                continue
-            self.stats.add("claimed")
-            ctx = JobContext(self, job)
-            if self._stopping.is_set():  # a long poll answered after stop(): give it back
-                self._settle(ctx, abort=True)
-                return
+        while True:
+            ctx, count = self._next_turn()
+            if ctx is None and count == 0:
+                return  # stopping
+            if ctx is None:
+                ctx = self._claim_for(count)
+                if ctx is None:
+                    continue
             if not self._run(ctx):
                 return  # abandoned: a fresh slot took over
 
+    def _next_turn(self) -> tuple[JobContext | None, int]:
+        """What this slot does next: start a job another slot claimed, or claim up to
+        min(max_jobs, free slots) jobs, reserved until the claim answers so that no claim
+        leases a job no slot is free to start; (None, 0) once stopping."""
+        with self._wake:
+            while not self._stopping.is_set():
+                if self._ready:
+                    return self._ready.popleft(), 0
+                free = self.concurrency - len(self._running) - self._reserved
+                if free > 0:
+                    count = min(self.max_jobs, free)
+                    self._reserved += count
+                    return None, count
+                self._wake.wait()
+            return None, 0
+
+    def _claim_for(self, count: int) -> JobContext | None:
+        """Claim up to `count` (reserved) jobs: the first to run in this slot, the others for
+        the idle slots; held + reserved <= concurrency means there are enough of them."""
+        jobs: list[Job] = []
+        try:
+            jobs = self._claim_up_to(count)
+        except JobsClientError as error:
+            logger.warning("claim failed: %s", error)
+            self._stopping.wait(1.0)  # still reserved: the other slots do not pile on a failing service
+        finally:  # the reservation is returned whatever the claim did
+            contexts = [JobContext(self, job) for job in jobs]
+            for _ in contexts:
+                self.stats.add("claimed")
+            with self._wake:
+                self._reserved -= count
+                for ctx in contexts:
+                    self._running[ctx.lease_token] = ctx
+                # Decided under the lock that _drain takes to empty _ready: after stop(),
+                # nothing is queued that no one would start or give back.
+                stopping = self._stopping.is_set()
+                if not stopping:
+                    self._ready.extend(contexts[1:])
+                self._wake.notify_all()
+        if stopping:  # a long poll answered after stop(): give them back
+            for ctx in contexts:
+                self._settle(ctx, abort=True)
+            return None
+        return contexts[0] if contexts else None
+
     def _claim(self) -> Job | None:
-        """One job: from the queue, or from the first of the queues with work, their order
-        rotated at every claim so that a busy first queue does not starve the others."""
-        if len(self.queues) == 1:
-            return self.client.claim(
-                self.type, timeout_ms=self.lease_ms, worker=self.name, wait_ms=self.wait_ms, max_retries=self.max_retries
-            )
-        turn = next(self._turn) % len(self.queues)
-        order = self.queues[turn:] + self.queues[:turn]
-        jobs = self.client.claim_many(order, max_jobs=1, timeout_ms=self.lease_ms, worker=self.name, wait_ms=self.wait_ms,
-                                      max_retries=self.max_retries)  # fmt: skip
+        """One job, or None: the one-job form of `_claim_up_to`."""
+        jobs = self._claim_up_to(1)
         return jobs[0] if jobs else None
 
+    def _claim_up_to(self, count: int) -> list[Job]:
+        """Up to `count` jobs: from the queue, or from the first of the queues with work, their
+        order rotated at every claim so that a busy first queue does not starve the others."""
+        if len(self.queues) == 1 and count == 1:
+            job = self.client.claim(
+                self.type, timeout_ms=self.lease_ms, worker=self.name, wait_ms=self.wait_ms, max_retries=self.max_retries
+            )
+            return [] if job is None else [job]
+        types: str | list[str] = self.type
+        if len(self.queues) > 1:
+            turn = next(self._turn) % len(self.queues)
+            types = self.queues[turn:] + self.queues[:turn]
+        return self.client.claim_many(types, max_jobs=count, timeout_ms=self.lease_ms, worker=self.name,
+                                      wait_ms=self.wait_ms, max_retries=self.max_retries)  # fmt: skip
+
     def _run(self, ctx: JobContext) -> bool:
-        """Run one job; False when the handler overran max_run_s and was abandoned."""
-        with self._lock:
-            self._running[ctx.job.id] = ctx
+        """Run one held job; False when the handler overran max_run_s and was abandoned."""
         heartbeat = threading.Thread(target=self._heartbeat, args=(ctx,), name=f"heartbeat-{ctx.job.id}", daemon=True)
         heartbeat.start()
         outcome: tuple[str, Any] = ("stopped", None)
@@ -314,8 +380,9 @@ class Worker:
 
     def _release(self, ctx: JobContext) -> None:
         ctx.stop(ctx.stop_reason or "done")
-        with self._lock:
-            self._running.pop(ctx.job.id, None)
+        with self._wake:
+            self._running.pop(ctx.lease_token, None)
+            self._wake.notify_all()  # a slot is free
 
     # -- the heartbeat --------------------------------------------------------------------
     def _heartbeat(self, ctx: JobContext) -> None:
@@ -326,8 +393,9 @@ class Worker:
                 # Stop extending: the lease expires and another worker retries the job.
                 logger.warning("job %s ran past %.0f s; giving it up", ctx.job.id, self.max_run_s)
                 ctx.stop("timeout")
-                with self._lock:
-                    self._running.pop(ctx.job.id, None)
+                with self._wake:
+                    self._running.pop(ctx.lease_token, None)
+                    self._wake.notify_all()
                 self.stats.add("abandoned")
                 if not self._stopping.is_set():
                     self._start_slot()

@@ -30,6 +30,8 @@ BODIES: dict[tuple[str, str], Any] = {
     ("POST", "/v1/jobs/{id}/fail"): {"lease_token": "x"},
     ("POST", "/v1/jobs/{id}/status"): {"new_status": "s"},
     ("POST", "/v1/batch"): {"create": [{"type": "authz"}]},
+    ("PUT", "/v1/schedules/{name}"): {"every_ms": 60_000, "job": {"type": "authz"}, "paused": True},
+    ("PATCH", "/v1/schedules/{name}"): {"paused": True},
 }
 BAD_TOKENS = {
     "no token": None,
@@ -41,7 +43,7 @@ BAD_TOKENS = {
 
 def call(local: LocalService, route: tuple[str, str], token: str | None, job_id: str) -> Any:
     method, template = route
-    path = template.replace("{id}", job_id).replace("{type}", "authz-q")
+    path = template.replace("{id}", job_id).replace("{type}", "authz-q").replace("{name}", "authz-schedule")
     headers = {"Authorization": f"Bearer {token}"} if token else {}
     return local.request(method, path, body=BODIES.get(route), headers=headers)
 
@@ -117,7 +119,7 @@ def scoped(queues: list[str]) -> str:
 
 def scoped_call(local: LocalService, route: tuple[str, str], token: str, job_id: str) -> Any:
     method, template = route
-    path = template.replace("{id}", job_id).replace("{type}", "authz-q")
+    path = template.replace("{id}", job_id).replace("{type}", "authz-q").replace("{name}", "authz-schedule")
     return local.request(method, path, body=SCOPED_BODIES.get(route), headers={"Authorization": f"Bearer {token}"})
 
 
@@ -167,6 +169,45 @@ def test_a_scoped_service_creates_lists_and_claims_only_in_its_queues(local_serv
     assert queues.status == 200 and [q["type"] for q in queues.body["data"]] == ["scoped.a"]
     claimed = local_service.request("POST", "/v1/claim", token=outsider, body={"types": ["scoped.a"], "timeout_ms": 1000})
     assert claimed.status == 200 and claimed.body["id"] == own.body["id"]
+
+
+SCHEDULE_ROUTES = [r for r in ROUTES if "{name}" in r[1] and r[0] != "PUT"]
+
+
+@pytest.mark.parametrize("route", SCHEDULE_ROUTES, ids=lambda r: f"{r[0]} {r[1]}")
+def test_another_queues_schedule_is_answered_to_a_scoped_service_exactly_as_a_missing_one(local_service, route):
+    owner = local_service.token("service", "svc-a")
+    body = {"every_ms": 60_000, "job": {"type": "authz"}, "paused": True}
+    put = local_service.request("PUT", "/v1/schedules/authz-schedule", token=owner, body=body)
+    assert put.status in (200, 201)
+    method, template = route
+    outsider = scoped(OUT_OF_SCOPE)
+    foreign = local_service.request(method, template.replace("{name}", "authz-schedule"), token=outsider,
+                                    body=SCOPED_BODIES.get(route))  # fmt: skip
+    missing = local_service.request(method, template.replace("{name}", "no-such-schedule"), token=outsider,
+                                    body=SCOPED_BODIES.get(route))  # fmt: skip
+    assert (foreign.status, foreign.error_code) == (missing.status, missing.error_code) == (404, "not_found")
+    assert str(foreign.body).replace("authz-schedule", "x") == str(missing.body).replace("no-such-schedule", "x")
+    kept = local_service.request("GET", "/v1/schedules/authz-schedule", token=owner)
+    assert kept.status == 200 and kept.body["version"] == put.body["version"]  # nothing was written
+
+
+def test_a_scoped_service_writes_and_lists_only_schedules_of_its_queues(local_service):
+    owner, outsider = local_service.token("service", "svc-a"), scoped(["scoped.*"])
+    body = {"every_ms": 60_000, "paused": True}
+    assert local_service.request("PUT", "/v1/schedules/theirs", token=owner, body={**body, "job": {"type": "authz"}}).status in (
+        200,
+        201,
+    )
+    for name, job_type in (("mine", "authz"), ("theirs", "scoped.a")):
+        refused = local_service.request("PUT", f"/v1/schedules/{name}", token=outsider, body={**body, "job": {"type": job_type}})
+        assert (refused.status, refused.error_code) == (403, "forbidden"), name
+    own = local_service.request("PUT", "/v1/schedules/scoped-own", token=outsider, body={**body, "job": {"type": "scoped.a"}})
+    assert own.status in (200, 201)
+    seen = local_service.request("GET", "/v1/schedules?limit=100", token=outsider)
+    assert seen.status == 200 and [s["name"] for s in seen.body["data"]] == ["scoped-own"]
+    everything = local_service.request("GET", "/v1/schedules?limit=100", token=owner)
+    assert {"scoped-own", "theirs"} <= {s["name"] for s in everything.body["data"]}
 
 
 def test_a_token_whose_queues_claim_is_malformed_is_401(local_service):

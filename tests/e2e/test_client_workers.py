@@ -100,8 +100,9 @@ def test_a_pool_of_four_workers_drains_200_jobs_that_fail_refuse_and_hang(client
     for n, job_mode in modes.items():
         client.create_job(queue, params={"n": n, "mode": job_mode})
     names = [f"pool-worker-{i}" for i in range(4)]
-    for name in names:
-        workers.start(name, queue, CONCURRENCY="4", LEASE_MS="5000", MAX_RUN_S="3")
+    for i, name in enumerate(names):
+        # Half the pool leases up to 3 jobs per claim: jobs in hand stay within CONCURRENCY.
+        workers.start(name, queue, CONCURRENCY="4", LEASE_MS="5000", MAX_RUN_S="3", MAX_JOBS="3" if i % 2 else "1")
 
     observer_failures: list[int] = []
 

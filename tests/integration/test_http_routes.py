@@ -17,7 +17,7 @@ ROUTES = sorted((r.method, r.path) for r in http_routes(load_template()))
 
 
 def concrete(path: str) -> str:
-    return path.replace("{id}", JOB).replace("{type}", "q")
+    return path.replace("{id}", JOB).replace("{type}", "q").replace("{name}", "nightly")
 
 
 def assert_error(result: Any, status: int, code: str) -> None:

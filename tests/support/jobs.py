@@ -29,6 +29,12 @@ from jobcore.commands.queues import (
     parse_purge,
     parse_redrive,
 )
+from jobcore.commands.schedules import (
+    parse_list_schedules,
+    parse_patch_schedule,
+    parse_put_schedule,
+    parse_schedule_by_name,
+)
 from jobcore.commands.status import parse_messages, parse_queue_jobs, parse_status
 from jobcore.engine import Engine
 from jobcore.engine.batch import BatchResult
@@ -36,6 +42,7 @@ from jobcore.engine.creating import Created, new_item
 from jobcore.engine.listing import Message, Page
 from jobcore.engine.queues import Queue
 from jobcore.engine.recovery import Purged, Redriven
+from jobcore.engine.schedules import Schedule, ScheduleRun
 from jobcore.model import Job, Principal
 
 
@@ -107,6 +114,24 @@ class Jobs:
     def queue_jobs(self, job_type: str, query: Mapping[str, Any] | None = None, principal: Principal | None = None) -> Page[Job]:
         command = parse_queue_jobs(Parts(path={"type": job_type}, query=_query(query)), self.limits)
         return self.engine.listing.queue_jobs(principal or _service(), command)
+
+    def put_schedule(self, principal: Principal, name: str, body: Any) -> tuple[Schedule, bool]:
+        return self.engine.schedules.put(principal, parse_put_schedule(Parts(path={"name": name}, body=body), self.limits))
+
+    def schedule(self, principal: Principal, name: str) -> Schedule:
+        return self.engine.schedules.get(principal, parse_schedule_by_name(Parts(path={"name": name}), self.limits))
+
+    def schedules(self, principal: Principal, query: Mapping[str, Any] | None = None) -> Page[Schedule]:
+        return self.engine.schedules.page(principal, parse_list_schedules(Parts(query=_query(query)), self.limits))
+
+    def patch_schedule(self, principal: Principal, name: str, body: Any) -> Schedule:
+        return self.engine.schedules.patch(principal, parse_patch_schedule(Parts(path={"name": name}, body=body), self.limits))
+
+    def delete_schedule(self, principal: Principal, name: str) -> Schedule:
+        return self.engine.schedules.delete(principal, parse_schedule_by_name(Parts(path={"name": name}), self.limits))
+
+    def run_schedules(self, now: datetime | None = None) -> ScheduleRun:
+        return self.engine.schedules.run_due(now)
 
     def start(self, principal: Principal, job_id: str, body: Any = None) -> Job:
         return self.engine.leasing.start(principal, parse_start(Parts(path={"id": job_id}, body=body), self.limits))

@@ -63,6 +63,13 @@ def test_get_is_one_read(service, svc, clock, counter):
     assert counter.items_read == 1
 
 
+def test_an_empty_claim_is_one_query_per_level_and_one_read_of_the_queue(service, svc, clock, counter):
+    leased(service, svc, clock)  # the queue has a level, and nothing claimable now
+    fresh(service, clock, counter)
+    assert service.claim(svc, "cost", {"timeout_ms": 1000}) is None
+    assert dict(counter.calls) == {"Query": 1, "GetItem": 1}
+
+
 def test_claim_without_contention_is_one_query_and_one_write(service, svc, clock, counter):
     for _ in range(3):
         service.create(svc, {"type": "cost"})
@@ -350,10 +357,12 @@ def test_a_claim_over_several_queues_is_one_query_per_queue_tried(service, svc, 
     service.create(svc, {"type": "third"})
     fresh(service, clock, counter)
     assert service.engine.leasing.claim_many(svc, command) != []
-    assert dict(counter.calls) == {"Query": 3, "UpdateItem": 1}
+    # A miss on levels the container cached reads the queue's item again (a level another
+    # container registered since must not be missed): one GetItem per queue that missed.
+    assert dict(counter.calls) == {"Query": 3, "GetItem": 2, "UpdateItem": 1}
 
 
-def test_a_queue_that_never_had_a_job_costs_a_claim_no_query(service, svc, clock, counter):
+def test_a_queue_that_never_had_a_job_costs_a_claim_one_read_and_no_query(service, svc, clock, counter):
     from jobcore.commands import Parts
     from jobcore.commands.leases import parse_claim_any
 
@@ -363,4 +372,23 @@ def test_a_queue_that_never_had_a_job_costs_a_claim_no_query(service, svc, clock
     service.create(svc, {"type": "used"})
     fresh(service, clock, counter)
     assert service.engine.leasing.claim_many(svc, command) != []
-    assert dict(counter.calls) == {"Query": 1, "UpdateItem": 1}
+    assert dict(counter.calls) == {"GetItem": 1, "Query": 1, "UpdateItem": 1}
+
+
+def test_a_scheduler_run_reads_only_the_due_schedules(service, svc, clock, counter):
+    """One Query of the due index, whatever the number of schedules not due or paused, and
+    one transaction per slot (the job, its unique guard, the schedule's advance)."""
+    for n in range(30):
+        service.put_schedule(svc, f"later-{n}", {"cron": "0 3 * * *", "job": {"type": "cost"}})
+        service.put_schedule(svc, f"paused-{n}", {"every_ms": 60_000, "job": {"type": "cost"}, "paused": True})
+    service.put_schedule(svc, "due", {"every_ms": 60_000, "job": {"type": "cost"}})
+    service.create(svc, {"type": "cost"})  # this process has registered the queue
+    clock.advance(60_000)
+    counter.reset()
+    run = service.run_schedules()
+    assert run.fired == 1
+    assert dict(counter.calls) == {"Query": 1, "TransactWriteItems": 1}
+    assert counter.items_read == 1
+    fresh(service, clock, counter)
+    assert service.run_schedules().fired == 0  # nothing due: one Query that reads nothing
+    assert dict(counter.calls) == {"Query": 1} and counter.items_read == 0

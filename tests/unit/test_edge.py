@@ -17,7 +17,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from jobcore.commands import Parts, leases, queues, status
+from jobcore.commands import Parts, leases, queues, schedules, status
 from jobcore.commands import jobs as job_commands
 from jobcore.commands.live import parse_topic
 from jobcore.errors import JobsError
@@ -57,6 +57,11 @@ ROUTE_PARSERS: dict[str, Callable[[Parts, Limits], Any]] = {
     "POST /v1/jobs/{id}/retry": job_commands.parse_job_by_id,
     "POST /v1/queues/{type}/redrive": queues.parse_redrive,
     "DELETE /v1/queues/{type}/jobs": queues.parse_purge,
+    "PUT /v1/schedules/{name}": schedules.parse_put_schedule,
+    "GET /v1/schedules/{name}": schedules.parse_schedule_by_name,
+    "GET /v1/schedules": schedules.parse_list_schedules,
+    "PATCH /v1/schedules/{name}": schedules.parse_patch_schedule,
+    "DELETE /v1/schedules/{name}": schedules.parse_schedule_by_name,
 }
 PARSE_NOTHING = {"GET /v1/schema"}
 
@@ -65,7 +70,7 @@ FIELD_NAMES = sorted(
     | status.STATUS_FIELDS | {"paused", "fifo", "from", "to", "prefix", "states", "error_code", "limit", "priority",
     "types", "lease_token", "timeout_ms", "worker", "result", "error", "retry", "retry_in_ms", "code",
     "message", "id", "version", "create", "update", "delete", "depends", "title", "current", "maximum", "speed", "unit",
-    "as_text", "action", "job_id"}
+    "as_text", "action", "job_id", "cron", "every_ms", "timezone", "job"}
 )  # fmt: skip
 
 # Every plane, with lone surrogates, NUL and other controls often enough to matter.
@@ -141,6 +146,10 @@ VALID: dict[str, dict[str, Any]] = {
     "POST /v1/jobs/{id}/start": {"timeout_ms": 1000, "worker": "w"},
     "POST /v1/jobs/{id}/extend": {"lease_token": "1-ab", "timeout_ms": 1000},
     "POST /v1/jobs/{id}/abort": {"lease_token": "1-ab"},
+    "PUT /v1/schedules/{name}": {"cron": "*/5 9-17 * * 1-5", "timezone": "Europe/Berlin", "paused": False,
+                                 "job": {"type": "q", "params": {"n": 1}, "title": "t", "owner": "o", "max_retries": 3,
+                                         "ttl_ms": 1000, "priority": 1}},
+    "PATCH /v1/schedules/{name}": {"every_ms": 60000, "timezone": "Asia/Kolkata", "paused": True, "job": {"type": "q"}},
 }  # fmt: skip
 
 
@@ -170,7 +179,8 @@ def test_any_request_parses_into_a_command_or_a_4xx(route, data, query, path, if
     headers = {k: v for k, v in (("if-match", if_match), ("idempotency-key", idempotency_key)) if v is not None}
     for path_value in (path, JOB, "q"):
         for query_value in (query, {}):
-            parts = Parts(path={"id": path_value, "type": path_value}, query=query_value, headers=headers, body=body)
+            parts = Parts(path={"id": path_value, "type": path_value, "name": path_value}, query=query_value,
+                          headers=headers, body=body)  # fmt: skip
             assert_four_xx_or_command(lambda p=parts: ROUTE_PARSERS[route](p, LIMITS))
 
 

@@ -49,6 +49,11 @@ EXPECTED = {
     "retry_job": 409,  # not_retryable: the sample job is pending
     "redrive_queue": 200,
     "purge_queue": 200,
+    "put_schedule": 200,  # replaces the sample schedule
+    "get_schedule": 200,
+    "list_schedules": 200,
+    "patch_schedule": 200,
+    "delete_schedule": 200,  # an admin may delete a schedule
 }
 TEMPLATE = load_template()
 HTTP_MODULES = sorted(r.function.handler.split(".")[0] for r in http_routes(TEMPLATE))
@@ -89,6 +94,9 @@ def seed_sample_job(service: Any) -> None:
     service.store.put(item)
     # The queue's item, with the priority level the job is in, as its create registered them.
     service.store.put({**keys.queue_name_key("thumbnail"), "type": "thumbnail", "levels": {keys.priority_of(item)}})
+    # A schedule of the queue: 03:00 in Berlin (02:00 UTC in November), from the clock's 10:00.
+    service.put_schedule(Principal("svc-thumbnails", Role.SERVICE), "nightly-thumbnails",
+                         {"cron": "0 3 * * *", "timezone": "Europe/Berlin", "job": {"type": "thumbnail"}})  # fmt: skip
 
 
 @pytest.mark.parametrize("module", HTTP_MODULES)
@@ -181,6 +189,21 @@ def test_the_counts_sample_counts_a_created_and_started_job(engine, service):
     assert queue.counts == {"idle": 0, "pending": 0, "running": 1, "finished": 0, "error": 0, "cancelled": 0}
     minute = engine.ctx.store.get(keys.history_key("thumbnail", "2026-11-22T10:00:00.000Z"))
     assert minute is not None and (minute["created"], minute["started"]) == (1, 1)
+
+
+def test_the_scheduled_sample_runs_the_due_schedule_at_its_time(engine, service):
+    from jobcore.wiring import wiring
+
+    seed_sample_job(service)
+    wiring.use(engine=engine)
+    try:
+        handler = load_handler(functions(TEMPLATE)["RunSchedulesFunction"])
+        assert handler(load_event("run_schedules"), None) == {"fired": 1, "skipped": 0, "failed": 0, "more": False}
+        assert handler(load_event("run_schedules"), None)["fired"] == 0  # delivered twice: one job
+    finally:
+        wiring.reset()
+    schedule = service.schedule(Principal("svc-thumbnails", Role.SERVICE), "nightly-thumbnails")
+    assert schedule.last_run_at == "2026-11-23T02:00:00.000Z" and schedule.next_run_at == "2026-11-24T02:00:00.000Z"
 
 
 def test_disconnect_needs_no_principal(live_service, subscriptions):

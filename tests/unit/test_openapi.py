@@ -10,7 +10,7 @@ import yaml
 from openapi_spec_validator import validate
 
 from jobcore import errors
-from jobcore.commands import jobs, leases, status
+from jobcore.commands import jobs, leases, schedules, status
 from jobcore.schema import job_schema
 from localcloud.functions import http_routes
 from localcloud.template import PROJECT_ROOT
@@ -71,6 +71,9 @@ def test_error_codes_match_the_engine(spec):
         ("PatchJob", jobs.PATCH_FIELDS),
         ("PostStatus", status.STATUS_FIELDS),
         ("ClaimJob", leases.CLAIM_FIELDS),
+        ("PutSchedule", schedules.PUT_FIELDS),
+        ("PatchSchedule", schedules.PATCH_FIELDS),
+        ("JobTemplate", schedules.JOB_FIELDS),
     ],
 )
 def test_request_bodies_match_the_engine(spec, schema_name, fields):
@@ -110,6 +113,23 @@ def test_engine_jobs_validate_against_the_spec(spec, api, svc, clock):
     listed = api.call("GET", "/v1/jobs", principal=svc)
     jsonschema.validate(listed.body["data"][0], {"$ref": "#/components/schemas/Job", **root})
     bad = api.call("POST", "/v1/jobs", principal=svc, body={"colour": "red"})
+    jsonschema.validate(bad.body, {"$ref": "#/components/schemas/Error", **root})
+
+
+def test_engine_schedules_validate_against_the_spec(spec, api, svc, clock):
+    root = {"components": spec["components"]}
+    body = {"cron": "0 3 * * 1-5", "timezone": "Europe/Berlin", "job": {"type": "t", "params": [1], "max_retries": None}}
+    created = api.call("PUT", "/v1/schedules/nightly", principal=svc, body=body)
+    assert created.status == 201
+    jsonschema.validate(body, {"$ref": "#/components/schemas/PutSchedule", **root})
+    jsonschema.validate(created.body, {"$ref": "#/components/schemas/Schedule", **root})
+    clock.advance(1)
+    paused = api.call("PATCH", "/v1/schedules/nightly", principal=svc, body={"paused": True})
+    jsonschema.validate(paused.body, {"$ref": "#/components/schemas/Schedule", **root})
+    listed = api.call("GET", "/v1/schedules", principal=svc)
+    jsonschema.validate(listed.body["data"][0], {"$ref": "#/components/schemas/Schedule", **root})
+    bad = api.call("PUT", "/v1/schedules/nightly", principal=svc, body={"every_ms": 5})
+    assert bad.status == 400
     jsonschema.validate(bad.body, {"$ref": "#/components/schemas/Error", **root})
 
 

@@ -174,3 +174,25 @@ def test_items_read_per_claim_stay_flat_with_a_deep_less_urgent_level(service, s
         job = service.claim(svc, "deep2", {"timeout_ms": 60_000})
         assert job is not None and service.get(svc, job.id).priority == 1
         assert counter.items_read <= service.engine.ctx.settings.claim_candidates
+
+
+def test_a_level_registered_by_another_container_is_claimed_at_once(dynamodb, settings, svc, clock):
+    """A container that cached a queue's levels (none yet, or only level 2) still claims a job
+    another container has just created in a new level: a miss reads the queue's item again."""
+    import random
+
+    from jobcore.engine import Engine
+    from jobcore.store import TableStore
+    from tests.conftest import TABLE_NAME
+
+    worker, producer = (Jobs(Engine(TableStore(dynamodb, TABLE_NAME), settings, clock=clock, rng=random.Random(n)))
+                        for n in (1, 2))  # fmt: skip
+    assert worker.claim(svc, "fresh", {"timeout_ms": 60_000}) is None  # caches: no levels
+    created = producer.create(svc, {"type": "fresh"}).job
+    clock.advance(1)
+    claimed = worker.claim(svc, "fresh", {"timeout_ms": 60_000})
+    assert claimed is not None and claimed.id == created.id
+    urgent = producer.create(svc, {"type": "fresh", "priority": 1}).job  # level 1 is new; level 2 is empty
+    clock.advance(1)
+    claimed = worker.claim(svc, "fresh", {"timeout_ms": 60_000})
+    assert claimed is not None and claimed.id == urgent.id

@@ -35,6 +35,8 @@ from .wiring import wiring
 C = TypeVar("C")
 
 SERVICE_ROLES = frozenset({Role.SERVICE, Role.ADMIN})
+# Writing a schedule: a service, whose jobs the schedule's jobs become (API.md).
+SERVICE_ONLY = frozenset({Role.SERVICE})
 OWNER_ROLES = frozenset({Role.SERVICE, Role.USER, Role.ADMIN})
 ADMIN_ROLES = frozenset({Role.ADMIN})
 ANY_ROLE = frozenset(Role)

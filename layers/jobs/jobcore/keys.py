@@ -7,6 +7,7 @@
 | unique guard    | UNIQ#<type>#<ref_id>   | UNIQ          |
 | idempotency key | IDEM#<n>:<principal>#<key> | IDEM      |
 | queue           | QUEUES                 | <type>        |
+| schedule        | SCHEDULES              | <name>        |
 | queue history   | H#<type>               | <minute>      |
 | redrive/purge run | RUN#<kind>#<hash>    | RUN           |
 
@@ -27,6 +28,7 @@ HISTORY_PREFIX = "H#"
 GUARD_SK = "UNIQ"
 MESSAGE_PREFIX = "MSG#"
 QUEUES_PK = "QUEUES"
+SCHEDULES_PK = "SCHEDULES"
 
 # Index names, as declared in template.yaml.
 QUEUE_INDEX = "queue-level-visible"
@@ -35,6 +37,7 @@ TYPE_INDEX = "type-created"
 REF_INDEX = "ref-created"
 ENDED_INDEX = "queue-ended"
 ALL_INDEX = "all-created"
+SCHEDULE_INDEX = "schedules-due"
 # What a claim decides on, from the queue index alone (its projection holds them).
 CLAIM_READS = ("id", "state", "attempts", "max_retries", "execute_until", "cancel_requested", "depends_on", "expires_at")
 # What a redrive needs of each job it retries, from the queue-ended index alone.
@@ -48,6 +51,7 @@ INDEX_KEYS: dict[str | None, tuple[str, ...]] = {
     REF_INDEX: ("PK", "SK", "RPK", "CSK"),
     ALL_INDEX: ("PK", "SK", "APK", "CSK"),
     ENDED_INDEX: ("PK", "SK", "TPK", "ESK"),
+    SCHEDULE_INDEX: ("PK", "SK", "next_run_at"),
 }
 # all-created is spread over this many partitions: every job write lands in that index, and
 # one index partition takes about 1,000 writes/s (docs/reliability.md). A listing with no
@@ -62,6 +66,19 @@ INDEX_ATTRIBUTES = ("QPK", "QSK", "OPK", "TPK", "RPK", "APK", "CSK", "ESK")
 
 def job_key(job_id: str) -> dict[str, str]:
     return {"PK": f"JOB#{job_id}", "SK": JOB_SK}
+
+
+def is_job_key(key: dict[str, Any]) -> bool:
+    """Whether a key (plain, or as a stream record gives it) is a job's: a queue or schedule
+    may be named "JOB" too, so the partition decides, not the sort key alone."""
+    pk, sk = key.get("PK"), key.get("SK")
+    pk = pk.get("S") if isinstance(pk, dict) else pk
+    sk = sk.get("S") if isinstance(sk, dict) else sk
+    return sk == JOB_SK and isinstance(pk, str) and pk.startswith("JOB#")
+
+
+def schedule_key(name: str) -> dict[str, str]:
+    return {"PK": SCHEDULES_PK, "SK": name}
 
 
 def message_key(job_id: str, at: str) -> dict[str, str]:

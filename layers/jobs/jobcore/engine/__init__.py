@@ -6,7 +6,8 @@
 Each family is a module of its own: creating, leasing (start, claim, extend, abort,
 complete, fail), progress (status, cancel), listing (reads), admin (patch, delete, sweep),
 batch, queues (counts, settings, history), recovery (retry, redrive, purge), counting (the
-stream's deltas to queue counts and history). Every write of a job goes through `writes.write` under a rule of `rules.py`.
+stream's deltas to queue counts and history), schedules (recurring jobs and their scheduler).
+Every write of a job goes through `writes.write` under a rule of `rules.py`.
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ from .listing import Listing
 from .progress import Progress
 from .queues import Queues
 from .recovery import Recovery
+from .schedules import Schedules
 
 
 class Engine:
@@ -54,6 +56,7 @@ class Engine:
         self.queues = Queues(self.ctx)
         self.recovery = Recovery(self.ctx)
         self.counting = Counting(self.ctx)
+        self.schedules = Schedules(self.ctx)
 
 
 __all__ = ["Context", "Engine"]

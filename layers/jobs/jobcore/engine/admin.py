@@ -183,7 +183,8 @@ class Admin:
 def _everything(item: Item, now: datetime) -> bool:
     # Queue items stay: their settings outlive the jobs, their counts follow the jobs'
     # deletions by the stream, and the priority levels they register tell claims where to look.
-    return item.get("PK") != keys.QUEUES_PK
+    # Schedules are not jobs either.
+    return item.get("PK") not in (keys.QUEUES_PK, keys.SCHEDULES_PK)
 
 
 def _expired(item: Item, now: datetime) -> bool:

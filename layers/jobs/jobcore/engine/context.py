@@ -48,16 +48,21 @@ class QueueSettingsCache:
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
     def of(self, job_type: str) -> QueueSettings:
+        return self.read(job_type)[0]
+
+    def read(self, job_type: str, *, fresh: bool = False) -> tuple[QueueSettings, bool]:
+        """The queue's settings, and whether they were read from the table by this call
+        (`fresh`: always) rather than taken from the cache."""
         now = self.clock.now()
         with self._lock:
-            cached = self._entries.get(job_type)
+            cached = None if fresh else self._entries.get(job_type)
         if cached is not None and (now - cached[0]).total_seconds() < SETTINGS_CACHE_S:
-            return cached[1]
+            return cached[1], False
         item = self.store.get(keys.queue_name_key(job_type)) or {}
         found = QueueSettings(bool(item.get("paused", False)), bool(item.get("fifo", False)), registered_levels(item))
         with self._lock:
             self._entries[job_type] = (now, found)
-        return found
+        return found, True
 
     def forget(self, job_type: str) -> None:
         with self._lock:

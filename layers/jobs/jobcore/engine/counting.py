@@ -52,7 +52,7 @@ def minute_of(seconds: float) -> str:
 def effect_of(record: Mapping[str, Any]) -> Effect | None:
     """The counts and history one stream record of the jobs table changes (None: not a job)."""
     images = record.get("dynamodb") or {}
-    if ((images.get("Keys") or {}).get("SK") or {}).get("S") != keys.JOB_SK:
+    if not keys.is_job_key(images.get("Keys") or {}):
         return None
     old = deserialize(images["OldImage"]) if images.get("OldImage") else None
     new = deserialize(images["NewImage"]) if images.get("NewImage") else None

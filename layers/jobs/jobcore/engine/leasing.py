@@ -201,12 +201,13 @@ class Leasing:
         if time_left_ms is not None:
             wait_ms = max(0, min(wait_ms, time_left_ms - LONG_POLL_MARGIN_MS))
         give_up_at = plus_ms(self.ctx.clock.now(), wait_ms)
+        reread: set[str] = set()  # queues whose settings this claim read afresh after a miss
         while True:
             for queue in command.types:
                 # A paused queue leases nothing; a long poll waits on, and takes work once resumed.
                 if self.ctx.queue_settings.of(queue).paused:
                     continue
-                jobs = self._claim_once(principal, command, queue, self.ctx.clock.now())
+                jobs = self._claim_once(principal, command, queue, self.ctx.clock.now(), reread)
                 if jobs:
                     self.ctx.count("JobsClaimed", len(jobs))
                     return jobs
@@ -215,18 +216,33 @@ class Leasing:
                 return []
             self.ctx.clock.sleep(min(self.ctx.settings.poll_interval_ms, remaining_ms) / 1000)
 
-    def _claim_once(self, principal: Principal, command: ClaimJob, queue: str, now: datetime) -> list[Job]:
+    def _claim_once(self, principal: Principal, command: ClaimJob, queue: str, now: datetime,
+                    reread: set[str]) -> list[Job]:  # fmt: skip
         """Up to `max_jobs` jobs of the queue, most urgent priority level first, among the
         levels the queue has used: one Query when that level has a visible job, at most one
-        per level otherwise."""
-        settings = self.ctx.queue_settings.of(queue)
+        per level otherwise.
+
+        An answer of none never rests on levels this container cached: a level another
+        container registered since (a new queue's first job, a first urgent job) would be
+        missed for the cache's time. So a miss on cached levels reads the queue's item again
+        (once per claim call) and looks at the levels that are new."""
+        settings, fresh = self.ctx.queue_settings.read(queue)
         budget = _ClaimBudget(self.ctx.settings.claim_max_pages, self.ctx.settings.claim_retire_budget)
         leased: list[Job] = []
-        for level in settings.levels:
-            partition = keys.queue_partition(queue, level)
-            if not self._claim_level(principal, command, partition, settings.fifo, now, leased, budget):
-                break
+        self._claim_levels(principal, command, queue, settings.levels, settings.fifo, now, leased, budget)
+        if not leased and not fresh and queue not in reread:
+            reread.add(queue)
+            renewed, _ = self.ctx.queue_settings.read(queue, fresh=True)
+            added = tuple(level for level in renewed.levels if level not in settings.levels)
+            if added and not renewed.paused:
+                self._claim_levels(principal, command, queue, added, renewed.fifo, now, leased, budget)
         return leased
+
+    def _claim_levels(self, principal: Principal, command: ClaimJob, queue: str, levels: tuple[int, ...], fifo: bool,
+                      now: datetime, leased: list[Job], budget: _ClaimBudget) -> None:  # fmt: skip
+        for level in levels:
+            if not self._claim_level(principal, command, keys.queue_partition(queue, level), fifo, now, leased, budget):
+                break
 
     def _claim_level(self, principal: Principal, command: ClaimJob, partition: str, fifo: bool, now: datetime,
                      leased: list[Job], budget: _ClaimBudget) -> bool:  # fmt: skip

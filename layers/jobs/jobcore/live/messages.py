@@ -8,6 +8,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from ..keys import is_job_key
 from ..model import Job
 from ..settings import MAX_MESSAGE_BYTES
 from ..store import deserialize
@@ -86,8 +87,7 @@ def change_of(record: Mapping[str, Any]) -> Change | None:
     """The change a stream record of the jobs table describes; None for items that are not
     jobs (message log entries, guards, idempotency records, queue names)."""
     images = record.get("dynamodb") or {}
-    keys = images.get("Keys") or {}
-    if (keys.get("SK") or {}).get("S") != "JOB":
+    if not is_job_key(images.get("Keys") or {}):
         return None
     new = Job.from_item(deserialize(images["NewImage"])) if images.get("NewImage") else None
     old = Job.from_item(deserialize(images["OldImage"])) if images.get("OldImage") else None

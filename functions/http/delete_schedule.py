@@ -1,0 +1,9 @@
+"""DELETE /v1/schedules/{name}: delete a schedule (the jobs it created stay); it as it was."""
+
+from jobcore.commands.schedules import ScheduleByName, parse_schedule_by_name
+from jobcore.http import SERVICE_ROLES, Call, Response, endpoint
+
+
+@endpoint(roles=SERVICE_ROLES, parse=parse_schedule_by_name)
+def handler(call: Call[ScheduleByName]) -> Response:
+    return Response(200, call.engine.schedules.delete(call.principal, call.command).to_wire())
