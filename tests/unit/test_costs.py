@@ -392,3 +392,18 @@ def test_a_scheduler_run_reads_only_the_due_schedules(service, svc, clock, count
     fresh(service, clock, counter)
     assert service.run_schedules().fired == 0  # nothing due: one Query that reads nothing
     assert dict(counter.calls) == {"Query": 1} and counter.items_read == 0
+
+
+def test_a_claim_by_priority_reads_one_level_when_the_most_urgent_has_work(service, svc, clock, counter):
+    for priority in (3, 1, 2):
+        service.create(svc, {"type": "levels", "priority": priority})
+    assert service.claim(svc, "levels", {"timeout_ms": 1000}) is not None  # level 1: reads the queue's levels once
+    service.create(svc, {"type": "levels", "priority": 1})
+    fresh(service, clock, counter)
+    claimed = service.claim(svc, "levels", {"timeout_ms": 1000})
+    assert claimed is not None and claimed.priority == 1
+    assert dict(counter.calls) == {"Query": 1, "UpdateItem": 1}
+    fresh(service, clock, counter)
+    claimed = service.claim(svc, "levels", {"timeout_ms": 1000})  # level 1 is empty now: 1, then 2
+    assert claimed is not None and claimed.priority == 2
+    assert dict(counter.calls) == {"Query": 2, "UpdateItem": 1}
