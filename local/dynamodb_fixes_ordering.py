@@ -157,7 +157,8 @@ class _TableOrder:
                     del self.groups[name][partition]
         item = _lookup(table, key)
         if item is None:
-            self.ttl_of.pop(key, None)
+            if self.ttl_of.pop(key, None) is not None:
+                self._compact_ttl()
             return
         stable_key: ItemKey = (item.hash_key, item.range_key)  # the item's own, never changed
         places = self._places(item)
@@ -177,6 +178,18 @@ class _TableOrder:
         elif self.ttl_of.get(key) != seconds:
             self.ttl_of[key] = seconds
             heapq.heappush(self.ttl_heap, (seconds, next(self._tiebreak), key))
+        else:
+            return
+        self._compact_ttl()
+
+    def _compact_ttl(self) -> None:
+        """Drop the heap's entries of deleted items and of TTLs since changed. They are
+        skipped lazily, but would otherwise be kept (with the keys they hold) until their
+        time came: days, for a job's retention. Rebuilt when they outnumber the live ones,
+        so the work stays proportional to the writes that made them stale."""
+        if len(self.ttl_heap) > 2 * len(self.ttl_of) + 1024:
+            self.ttl_heap = [entry for entry in self.ttl_heap if self.ttl_of.get(entry[2]) == entry[0]]
+            heapq.heapify(self.ttl_heap)
 
     def rebuild_ttl(self, table: Table, attribute: str | None) -> None:
         self.ttl_attr = attribute

@@ -379,6 +379,29 @@ def test_expired_keys_come_from_the_ttl_index():
         ]
 
 
+def test_the_ttl_index_lets_go_of_deleted_items_and_changed_ttls():
+    """Entries of deleted items (a job's TTL is days away) must not pile up in the TTL heap."""
+    from localcloud.dynamodb_fixes_ordering import _order
+
+    with mock_aws():
+        client = boto3.client("dynamodb", region_name="us-east-1")
+        _create(client)
+        for i in range(3000):
+            key = {"PK": {"S": f"J{i}"}, "SK": {"S": "JOB"}}
+            client.put_item(TableName=TABLE, Item={**key, "ttl": {"N": str(10**9 + i)}})
+            later = {":t": {"N": str(2 * 10**9)}}
+            client.update_item(TableName=TABLE, Key=key, UpdateExpression="SET #t = :t",
+                               ExpressionAttributeNames={"#t": "ttl"}, ExpressionAttributeValues=later)  # fmt: skip
+            if i >= 10:
+                client.delete_item(TableName=TABLE, Key=key)
+        table = next(t for t in dynamodb_fixes.tables() if t.name == TABLE)
+        order = _order(table)
+        assert order is not None and len(order.ttl_of) == 10
+        assert len(order.ttl_heap) <= 2 * len(order.ttl_of) + 1024 + 2
+        assert len(dynamodb_fixes.expired_keys(table, 2 * 10**9)) == 10
+        assert dynamodb_fixes.expired_keys(table, 10**9 + 5000) == []
+
+
 def _insert_once(client: Any, token: str, pk: str) -> Any:
     return client.transact_write_items(
         ClientRequestToken=token,
