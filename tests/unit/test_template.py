@@ -154,3 +154,16 @@ def test_runtime_settings_live_in_globals(template):
         if long_poll:
             assert spec.properties["Timeout"] * 1000 >= Limits().wait_ms_max + LONG_POLL_MARGIN_MS
             assert spec.properties["Timeout"] < 30
+
+
+def test_the_project_lists_every_package_it_ships():
+    """A package left out of pyproject.toml is missing from a non-editable install."""
+    import tomllib
+
+    config = tomllib.loads((PROJECT_ROOT / "pyproject.toml").read_text())["tool"]["setuptools"]
+    on_disk = set()
+    for name, directory in config["package-dir"].items():
+        for init in (PROJECT_ROOT / directory).rglob("__init__.py"):
+            relative = init.parent.relative_to(PROJECT_ROOT / directory)
+            on_disk.add(".".join([name, *relative.parts]))
+    assert set(config["packages"]) == on_disk
