@@ -10,12 +10,17 @@ RUN_STAMP := $(VENV)/.run-$(DEPS_HASH)
 DEV_STAMP := $(VENV)/.dev-$(DEPS_HASH)
 PIP := $(BIN)/python -m pip install --quiet --disable-pip-version-check
 
+# The console's browser tests drive Debian's chromium through Playwright (Playwright's own
+# browser download cannot reach this machine's network).
+CHROMIUM := /usr/bin/chromium
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+
 # aws-sam-cli pins an older boto3 than the service, so it lives in a venv of its own.
 SAM_VENV := .venv-sam
 SAM_STAMP := $(SAM_VENV)/.installed-1.170.0
 export SAM_CLI_TELEMETRY := 0
 
-.PHONY: run test lint typecheck unit sam format clean
+.PHONY: run test lint typecheck unit sam format clean console-screenshots
 
 $(BIN)/python:
 	@command -v $(PYTHON) >/dev/null 2>&1 || { echo "needs $(PYTHON) on PATH"; exit 1; }
@@ -43,6 +48,12 @@ $(SAM_STAMP):
 	@rm -f $(SAM_VENV)/.installed-*
 	@touch $(SAM_STAMP)
 
+$(CHROMIUM):
+	@echo "Installing Debian's chromium for the console's browser tests (first run only) ..."
+	@export DEBIAN_FRONTEND=noninteractive; $(SUDO) apt-get install -y -q chromium >/dev/null 2>&1 \
+		|| { $(SUDO) apt-get update -q >/dev/null && $(SUDO) apt-get install -y -q chromium >/dev/null; }
+	@test -x $(CHROMIUM)
+
 run: $(RUN_STAMP)
 	@$(BIN)/python -m localcloud serve
 
@@ -54,8 +65,12 @@ lint: $(DEV_STAMP)
 typecheck: $(DEV_STAMP)
 	$(BIN)/mypy
 
-unit: $(DEV_STAMP)
+unit: $(DEV_STAMP) $(CHROMIUM)
 	$(BIN)/pytest
+
+# The console's screenshots in docs/ (docs/console.md), taken by its browser tests.
+console-screenshots: $(DEV_STAMP) $(CHROMIUM)
+	JOBS_CONSOLE_SCREENSHOTS=docs $(BIN)/pytest -q tests/browser -k "counts_change_live or worker_posts or user_sees or 390"
 
 # sam validate --lint and sam build (python3.11, arm64, dependencies from PyPI).
 sam: $(SAM_STAMP)

@@ -47,6 +47,8 @@ def banner(config: CloudConfig, dynamodb_endpoint: str) -> str:
     from jobcore.auth import mint_token
 
     token = mint_token(config.jwt_secret, "local-dev", "service", ttl_s=TOKEN_TTL_S)
+    # The console signs in from the link's fragment, which the browser never sends to a server.
+    console_token = mint_token(config.jwt_secret, "local-admin", "admin", ttl_s=TOKEN_TTL_S)
     http = f"http://{config.host}:{config.http_port}"
     if config.dynamodb_endpoint:
         data = f"{dynamodb_endpoint} (JOBS_DYNAMODB_ENDPOINT)"
@@ -62,6 +64,7 @@ def banner(config: CloudConfig, dynamodb_endpoint: str) -> str:
     return "\n".join(
         [
             "",
+            f"  Console     {http}/#token={console_token}",
             f"  HTTP API    {http}/v1",
             f"  WebSocket   ws://{config.host}:{config.ws_port}",
             f"  DynamoDB    {dynamodb_endpoint} (embedded)"

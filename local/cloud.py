@@ -124,7 +124,9 @@ class LocalCloud:
             api_id, path = match.group(1), match.group(2) or ""
             kind = (self.template["Resources"].get(api_id) or {}).get("Type", "")
             if kind == "AWS::ApiGatewayV2::Api":
-                return f"http://{self.config.host}:{self.config.ws_port}{path}"
+                # A socket URL stays one (the console's); a management endpoint is plain HTTP.
+                scheme = "ws" if match.group(0).startswith("wss") else "http"
+                return f"{scheme}://{self.config.host}:{self.config.ws_port}{path}"
             if kind == "AWS::Serverless::HttpApi":
                 return f"http://{self.config.host}:{self.config.http_port}{path}"
             return match.group(0)
@@ -171,9 +173,7 @@ class LocalCloud:
         for route in http_routes(self.template, self.root):
             event = next(e for e in route.function.properties["Events"].values() if e.get("Type") == "HttpApi")
             api_ref = (event["Properties"].get("ApiId") or {}).get("Ref")
-            authorizer = authorizers.get(api_ref) if api_ref else None
-            if event["Properties"].get("Auth", {}).get("Authorizer") == "NONE":
-                authorizer = None
+            authorizer = authorizers.get(api_ref) if api_ref and route.authorized else None
             routes.append(ApiRoute(route, _pattern(route.path), authorizer))
         self.http = HttpApiServer(
             HttpApi(routes, self.runtimes, log=self.log), host=self.config.host, port=self.config.http_port, log=self.log

@@ -31,6 +31,8 @@ class HttpRoute:
     method: str
     path: str
     function: FunctionSpec
+    # False for a route whose event says `Auth: {Authorizer: NONE}` (the console's files).
+    authorized: bool = True
 
     @property
     def route_key(self) -> str:
@@ -56,8 +58,14 @@ def http_routes(template: dict[str, Any], root: Path = PROJECT_ROOT) -> list[Htt
         for event in (spec.properties.get("Events") or {}).values():
             if event.get("Type") == "HttpApi":
                 props = event["Properties"]
-                routes.append(HttpRoute(str(props["Method"]).upper(), str(props["Path"]), spec))
+                authorized = (props.get("Auth") or {}).get("Authorizer") != "NONE"
+                routes.append(HttpRoute(str(props["Method"]).upper(), str(props["Path"]), spec, authorized))
     return routes
+
+
+def api_routes(template: dict[str, Any], root: Path = PROJECT_ROOT) -> list[HttpRoute]:
+    """The JSON API's routes (under /v1, in docs/openapi.yaml), without the console's."""
+    return [route for route in http_routes(template, root) if route.path.startswith("/v1/")]
 
 
 def load_handler(spec: FunctionSpec) -> LambdaHandler:

@@ -40,7 +40,11 @@ class Resolver:
             return self.parameters[name]
         if name in self.names:
             return self.names[name]
-        if name in (self.template.get("Resources") or {}):
+        resource = (self.template.get("Resources") or {}).get(name)
+        if resource is not None:
+            # A WebSocket stage's Ref is its name, as in AWS (the console's socket URL ends with it).
+            if resource.get("Type") == "AWS::ApiGatewayV2::Stage":
+                return str((resource.get("Properties") or {}).get("StageName", name))
             return name
         raise KeyError(f"Ref to unknown {name}")
 

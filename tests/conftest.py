@@ -122,12 +122,12 @@ def pytest_configure(config: pytest.Config) -> None:
 def api(template: dict[str, Any], engine: Engine) -> Iterator[Any]:
     """The HTTP functions, invoked through their handlers, on the test's engine."""
     from jobcore.wiring import wiring
-    from localcloud.functions import http_routes
+    from localcloud.functions import api_routes
     from tests.support.http import ApiClient
 
     wiring.use(engine=engine)
     try:
-        yield ApiClient(http_routes(template))
+        yield ApiClient(api_routes(template))
     finally:
         wiring.reset()
 

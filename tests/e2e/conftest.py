@@ -98,7 +98,8 @@ class LocalService:
                 status, reply_headers, raw = response.status, dict(response.headers.items()), response.read()
         except urllib.error.HTTPError as error:
             status, reply_headers, raw = error.code, dict(error.headers.items()), error.read()
-        parsed = json.loads(raw) if raw else None
+        is_json = "json" in {k.lower(): v for k, v in reply_headers.items()}.get("content-type", "application/json")
+        parsed = json.loads(raw) if raw and is_json else None
         return Reply(status, reply_headers, parsed, raw)
 
     def logs(self) -> str:

@@ -72,6 +72,12 @@ def test_the_banner_gives_the_urls_a_working_token_and_where_the_data_lives(comp
     assert exported.group(1) == compact.http_url
     reply = compact.request("GET", "/v1/queues", token=exported.group(2))
     assert reply.status == 200, reply.body
+    console = re.search(rf"Console     (\S+)/#token=({JWT})", banner)
+    assert console and console.group(1) == compact.http_url, banner
+    assert compact.request("GET", "/").status == 200  # the page itself takes no token
+    assert compact.request("GET", "/v1/queues", token=console.group(2)).status == 200
+    purge = compact.request("DELETE", "/v1/queues/banner-check/jobs", token=console.group(2))
+    assert purge.status == 200, "the console's link carries an admin token"
 
 
 def test_one_compact_line_per_request_and_a_failure_in_full(compact: LocalService):

@@ -12,12 +12,12 @@ from typing import Any
 import pytest
 
 from jobcore.auth import mint_token
-from localcloud.functions import http_routes
+from localcloud.functions import api_routes
 from localcloud.template import load_template
 from tests.e2e.conftest import DEADLINE_S, LocalService, start_local_service, stop_local_service, wait_for
 from tests.support.routes import may_call
 
-ROUTES = sorted((r.method, r.path) for r in http_routes(load_template()))
+ROUTES = sorted((r.method, r.path) for r in api_routes(load_template()))
 MISSING = "01JDA3Q0Z8M6W4K2T9R7P5N3B1"
 
 

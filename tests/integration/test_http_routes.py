@@ -8,12 +8,12 @@ import pytest
 from botocore.exceptions import ClientError
 
 from jobcore.model import Principal, Role
-from localcloud.functions import http_routes
+from localcloud.functions import api_routes
 from localcloud.template import load_template
 from tests.support.routes import may_call
 
 JOB = "01JDA3Q0Z8M6W4K2T9R7P5N3B1"
-ROUTES = sorted((r.method, r.path) for r in http_routes(load_template()))
+ROUTES = sorted((r.method, r.path) for r in api_routes(load_template()))
 
 
 def concrete(path: str) -> str:

@@ -23,7 +23,7 @@ from jobcore.commands.live import parse_topic
 from jobcore.errors import JobsError
 from jobcore.settings import Limits
 from jobcore.wire import decode_json, encode_json
-from localcloud.functions import http_routes
+from localcloud.functions import api_routes
 from localcloud.template import load_template
 
 LIMITS = Limits()
@@ -118,7 +118,7 @@ def assert_four_xx_or_command(call: Callable[[], Any]) -> Any:
 
 
 def test_every_route_of_the_template_has_its_parser():
-    routes = {r.route_key for r in http_routes(load_template())}
+    routes = {r.route_key for r in api_routes(load_template())}
     assert routes == set(ROUTE_PARSERS) | PARSE_NOTHING
 
 

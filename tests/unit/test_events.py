@@ -12,7 +12,7 @@ import pytest
 
 from jobcore import keys
 from jobcore.model import Principal, Role
-from localcloud.functions import functions, http_routes, load_handler
+from localcloud.functions import api_routes, functions, http_routes, load_handler
 from localcloud.template import PROJECT_ROOT, load_template
 from localcloud.websocket_api import websocket_apis
 
@@ -56,7 +56,7 @@ EXPECTED = {
     "delete_schedule": 200,  # an admin may delete a schedule
 }
 TEMPLATE = load_template()
-HTTP_MODULES = sorted(r.function.handler.split(".")[0] for r in http_routes(TEMPLATE))
+HTTP_MODULES = sorted(r.function.handler.split(".")[0] for r in api_routes(TEMPLATE))
 
 
 def load_event(module: str) -> dict[str, Any]:
@@ -69,7 +69,7 @@ def test_one_event_file_per_function_and_no_other():
     assert set(EXPECTED) == set(HTTP_MODULES)
 
 
-@pytest.mark.parametrize("route", http_routes(TEMPLATE), ids=lambda r: r.route_key)
+@pytest.mark.parametrize("route", api_routes(TEMPLATE), ids=lambda r: r.route_key)
 def test_each_http_event_is_its_routes_event(route):
     event = load_event(route.function.handler.split(".")[0])
     assert event["version"] == "2.0"
@@ -83,6 +83,18 @@ def test_each_http_event_is_its_routes_event(route):
     assert authorizer["sub"] and authorizer["role"] in {r.value for r in Role}
     if "body" in event:
         json.loads(event["body"])
+
+
+def test_the_console_event_is_its_page_route_and_gets_the_page():
+    """The console's routes take no token: its sample is the page's request, without one."""
+    (page,) = [r for r in http_routes(TEMPLATE) if not r.authorized and r.path == "/"]
+    event = load_event(page.function.handler.split(".")[0])
+    assert event["routeKey"] == event["requestContext"]["routeKey"] == page.route_key == "GET /"
+    assert event["rawPath"] == "/" and "authorizer" not in event["requestContext"]
+    response = load_handler(page.function)(event, None)
+    assert response["statusCode"] == 200
+    assert response["headers"]["Content-Type"] == "text/html; charset=utf-8"
+    assert "script-src 'self'" in response["headers"]["Content-Security-Policy"]
 
 
 def seed_sample_job(service: Any) -> None:
@@ -103,7 +115,7 @@ def seed_sample_job(service: Any) -> None:
 def test_each_handler_answers_its_sample(module, api, service, clock):
     seed_sample_job(service)
     clock.advance(1)
-    route = next(r for r in http_routes(TEMPLATE) if r.function.handler.startswith(f"{module}."))
+    route = next(r for r in api_routes(TEMPLATE) if r.function.handler.startswith(f"{module}."))
     event = load_event(module)
     response = api.handler_for(route)(event, None)
     assert response["headers"]["X-Correlation-Id"] == event["headers"]["x-correlation-id"]

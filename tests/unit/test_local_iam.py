@@ -206,7 +206,7 @@ def test_template_policies_resolve_to_what_each_function_may_do(template, resolv
 def test_the_fan_out_may_post_to_connections_of_its_api_locally_and_in_aws(template, resolver):
     fan_out = policy_of(functions(template)["FanOutFunction"], resolver)
     # Locally the endpoint is the WebSocket server's; it stands for the template's API.
-    local_url = "http://127.0.0.1:4567/WebSocketStage"
+    local_url = "http://127.0.0.1:4567/live"
     api = fan_out.connections_api(local_url)
     assert api == (resolver.ref("WebSocketApi"), resolver.ref("WebSocketStage"))
     assert allowed(fan_out, "apigatewaymanagementapi", "PostToConnection", {"ConnectionId": "c1"}, connections_api=api)

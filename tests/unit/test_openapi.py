@@ -12,7 +12,7 @@ from openapi_spec_validator import validate
 from jobcore import errors
 from jobcore.commands import jobs, leases, schedules, status
 from jobcore.schema import job_schema
-from localcloud.functions import http_routes
+from localcloud.functions import api_routes
 from localcloud.template import PROJECT_ROOT
 
 SPEC_PATH = PROJECT_ROOT / "docs" / "openapi.yaml"
@@ -39,7 +39,7 @@ def test_the_spec_is_valid_openapi(spec):
 
 
 def test_template_routes_and_spec_routes_are_the_same(spec, template):
-    in_template = {(r.method, r.path): r.function.handler.split(".")[0] for r in http_routes(template)}
+    in_template = {(r.method, r.path): r.function.handler.split(".")[0] for r in api_routes(template)}
     assert in_template == spec_routes(spec)
 
 

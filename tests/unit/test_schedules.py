@@ -237,6 +237,23 @@ def test_a_paused_schedule_makes_no_jobs_and_resumes_from_now(service, svc, cloc
     assert [j.ref_id for j in jobs_of(service, svc, "p")] == ["schedule:p:2026-11-22T10:06:00.000Z"]
 
 
+def test_an_admin_pauses_and_resumes_but_changes_nothing_else(service, svc, admin, clock):
+    """The console's pause and resume with an admin token: the schedule stays its service's."""
+    service.put_schedule(svc, "ops", EVERY_MINUTE)
+    paused = service.patch_schedule(admin, "ops", {"paused": True})
+    assert paused.paused and paused.processor == svc.sub and paused.version == 2
+    resumed = service.patch_schedule(admin, "ops", {"paused": False})
+    assert not resumed.paused and resumed.next_run_at == "2026-11-22T10:01:00.000Z" and resumed.processor == svc.sub
+    for body in ({"every_ms": 120_000}, {"cron": "0 3 * * *"}, {"timezone": "Europe/Berlin"},
+                 {"job": {"type": "reports"}}, {"paused": True, "every_ms": 120_000}):  # fmt: skip
+        with pytest.raises(Forbidden):
+            service.patch_schedule(admin, "ops", body)
+    assert service.schedule(svc, "ops").version == 3  # nothing written by the refused ones
+    clock.advance(61_000)
+    assert service.run_schedules().fired == 1
+    assert [j.processor for j in jobs_of(service, svc, "ops")] == [svc.sub]
+
+
 def test_a_schedule_put_paused_is_not_due(service, svc, clock):
     schedule, _ = service.put_schedule(svc, "idle", {**EVERY_MINUTE, "paused": True})
     assert schedule.next_run_at is None

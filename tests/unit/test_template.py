@@ -97,14 +97,24 @@ def test_every_function_handler_module_exists_and_exposes_its_handler(template):
 
 
 def test_every_http_function_has_one_route_and_its_own_module(template):
-    from localcloud.functions import http_routes
+    from localcloud.functions import api_routes
 
-    routes = http_routes(template)
+    routes = api_routes(template)
     keys = [r.route_key for r in routes]
     assert len(keys) == len(set(keys))
     modules = [r.function.handler for r in routes]
     assert len(modules) == len(set(modules)), "two routes share a handler module"
     assert all(r.path.startswith("/v1/") for r in routes)
+
+
+def test_only_the_console_is_outside_v1_and_without_the_authorizer(template):
+    from localcloud.functions import http_routes
+
+    open_routes = {(r.method, r.path, r.function.logical_id) for r in http_routes(template) if not r.authorized}
+    assert open_routes == {("GET", "/", "ConsoleFunction"), ("GET", "/console/{asset+}", "ConsoleFunction")}
+    assert all(r.path.startswith("/v1/") for r in http_routes(template) if r.authorized)
+    console = template["Resources"]["ConsoleFunction"]["Properties"]
+    assert "Policies" not in console, "the console reads no table: the page's calls carry the caller's token"
 
 
 def test_functions_get_least_privilege(template):

@@ -191,6 +191,11 @@ class Schedules:
         raise ServiceUnavailable("the schedule kept changing while it was written; retry")
 
     def patch(self, principal: Principal, command: PatchSchedule) -> Schedule:
+        rewrites = command.job is not None or command.cron is not None or command.every_ms is not None
+        rewrites = rewrites or command.timezone is not None
+        if principal.role is Role.ADMIN and rewrites:
+            # An operator may stop and restart a schedule; what it creates stays a service's.
+            raise Forbidden("an admin may pause or resume a schedule; its cadence and job are its service's to change")
         if command.job is not None:
             require_queue(principal, command.job.type)
         for _ in range(MAX_WRITE_ATTEMPTS):
@@ -209,7 +214,8 @@ class Schedules:
             schedule = Schedule(
                 name=before.name, cadence=cadence, job=command.job or before.job, paused=paused,
                 next_run_at=next_run_at, last_run_at=before.last_run_at, last_job_id=before.last_job_id,
-                processor=principal.sub, created=before.created, modified=to_iso(now), version=before.version + 1,
+                processor=principal.sub if rewrites else before.processor,
+                created=before.created, modified=to_iso(now), version=before.version + 1,
             )  # fmt: skip
             if self._write(schedule, before):
                 return schedule
