@@ -28,7 +28,9 @@ expect.set_options(timeout=EXPECT_MS)
 SCREENSHOTS = os.environ.get("JOBS_CONSOLE_SCREENSHOTS")
 
 
-@pytest.fixture(scope="session")
+# Per module, not per session: Playwright's sync API keeps an event loop on the main thread
+# while it runs, and later tests call asyncio.run() there.
+@pytest.fixture(scope="module")
 def browser() -> Iterator[Browser]:
     if not CHROMIUM.is_file():
         pytest.fail(f"{CHROMIUM} is missing: `make test` installs Debian's chromium (apt-get install chromium)")
