@@ -18,6 +18,7 @@ from moto.dynamodb.models.dynamo_type import DynamoType, Item
 from moto.dynamodb.models.table import Table
 
 from .dynamodb_fixes_common import _original
+from .dynamodb_fixes_compact import compact
 
 ItemKey = tuple[DynamoType, DynamoType | None]
 
@@ -268,6 +269,9 @@ def _items_of(table: Table) -> Iterator[Item]:
 
 
 def _reindex(table: Table, hash_key: DynamoType, range_key: DynamoType | None) -> None:
+    item = _lookup(table, (hash_key, range_key))
+    if item is not None:
+        compact(item)
     order: _TableOrder | None = table.__dict__.get("_local_order")
     if order is not None and order.items_dict is table.items:
         try:
