@@ -42,6 +42,12 @@ grows without bound and slows down with the table (measured with moto 5.2.5, DES
    as in DynamoDB, a token seen with the same items in the last ten minutes answers success
    without applying them again, and with other items ``IdempotentParameterMismatchException``.
    Module: ``dynamodb_fixes_transactions``.
+7. Every stored item keeps each attribute name and each value as an object of its own, so a
+   job's 31 attributes take 7.6 KB, most of what memory grows by as jobs accumulate. Here,
+   after each write, the stored item's names are interned and its scalar values equal to one
+   stored recently are the same ``DynamoType`` object (moto never changes a scalar in place):
+   3.2 KB a job, with the very same contents and answers.
+   Module: ``dynamodb_fixes_compact``.
 
 ``install()`` applies them (idempotent); ``uninstall()`` restores moto as it was (the
 tests compare both on the same requests). Everything here runs under the embedded
@@ -70,6 +76,7 @@ from moto.dynamodbstreams import models as streams_models
 from . import (
     dynamodb_fixes_answers,
     dynamodb_fixes_common,
+    dynamodb_fixes_compact,
     dynamodb_fixes_ordering,
     dynamodb_fixes_queries,
     dynamodb_fixes_streams,
@@ -198,6 +205,7 @@ def tables() -> Iterator[Table]:
 # ==========================================================================================
 _FAMILIES = (
     dynamodb_fixes_common,
+    dynamodb_fixes_compact,
     dynamodb_fixes_tracking,
     dynamodb_fixes_ordering,
     dynamodb_fixes_queries,

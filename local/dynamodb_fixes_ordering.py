@@ -18,6 +18,7 @@ from moto.dynamodb.models.dynamo_type import DynamoType, Item
 from moto.dynamodb.models.table import Table
 
 from .dynamodb_fixes_common import _original
+from .dynamodb_fixes_compact import compact
 
 ItemKey = tuple[DynamoType, DynamoType | None]
 
@@ -48,10 +49,13 @@ class _Ordered:
     with the item's table key and so are unique. Sort values are snapshots (str, Decimal):
     moto updates items in place."""
 
-    __slots__ = ("entries",)
+    __slots__ = ("entries", "name", "partition")
 
-    def __init__(self) -> None:
+    def __init__(self, name: str = "", partition: tuple[str, Any] | None = None) -> None:
         self.entries: list[tuple[tuple[Any, ...], ItemKey]] = []
+        # Where it is kept (an emptied partition is dropped): items placed in it point here.
+        self.name = name
+        self.partition = partition
 
     def add(self, values: tuple[Any, ...], key: ItemKey) -> None:
         try:
@@ -98,9 +102,12 @@ def _index_shapes(table: Table) -> tuple[_IndexShape, ...] | None:
     return tuple(shapes)
 
 
-# Where an item sits: (structure, partition, sort values). Structure "" is the whole table in
-# key order, "#" its base-table partition, any other name an index's partition.
+# Where an item will sit: (structure, partition, sort values). Structure "" is the whole
+# table in key order, "#" its base-table partition, any other name an index's partition.
 Place = tuple[str, tuple[str, Any] | None, tuple[Any, ...]]
+# Where an item sits, as kept for each item: the structure itself and the sort values (the
+# structure knows its name and partition; one partition key serves all its items).
+Placed = tuple[tuple["_Ordered", tuple[Any, ...]], ...]
 
 
 class _TableOrder:
@@ -112,7 +119,7 @@ class _TableOrder:
         self.shapes = shapes
         self.all = _Ordered()
         self.groups: dict[str, dict[tuple[str, Any], _Ordered]] = {"#": {}, **{s.name: {} for s in shapes}}
-        self.placed: dict[ItemKey, list[Place]] = {}
+        self.placed: dict[ItemKey, Placed] = {}
         self.ttl_attr: str | None = None
         self.ttl_heap: list[tuple[int, int, ItemKey]] = []
         self.ttl_of: dict[ItemKey, int] = {}
@@ -144,29 +151,30 @@ class _TableOrder:
         assert partition is not None
         found = group.get(partition)
         if found is None and create:
-            found = group[partition] = _Ordered()
+            found = group[partition] = _Ordered(name, partition)
         return found
 
     def reindex(self, table: Table, key: ItemKey) -> None:
         self.changes += 1
-        for name, partition, values in self.placed.pop(key, []):
-            structure = self._structure(name, partition, create=False)
-            if structure is not None:
-                structure.remove(values)
-                if not len(structure) and partition is not None:
-                    del self.groups[name][partition]
+        for structure, values in self.placed.pop(key, ()):
+            structure.remove(values)
+            if not len(structure) and structure.partition is not None:
+                group = self.groups[structure.name]
+                if group.get(structure.partition) is structure:
+                    del group[structure.partition]
         item = _lookup(table, key)
         if item is None:
             if self.ttl_of.pop(key, None) is not None:
                 self._compact_ttl()
             return
         stable_key: ItemKey = (item.hash_key, item.range_key)  # the item's own, never changed
-        places = self._places(item)
-        for name, partition, values in places:
-            structure = self._structure(name, partition, create=True)
-            assert structure is not None
-            structure.add(values, stable_key)
-        self.placed[stable_key] = places
+        placed = []
+        for name, partition, values in self._places(item):
+            found = self._structure(name, partition, create=True)
+            assert found is not None
+            found.add(values, stable_key)
+            placed.append((found, values))
+        self.placed[stable_key] = tuple(placed)
         self._track_ttl(stable_key, item)
 
     def _track_ttl(self, key: ItemKey, item: Item) -> None:
@@ -268,6 +276,9 @@ def _items_of(table: Table) -> Iterator[Item]:
 
 
 def _reindex(table: Table, hash_key: DynamoType, range_key: DynamoType | None) -> None:
+    item = _lookup(table, (hash_key, range_key))
+    if item is not None:
+        compact(item)
     order: _TableOrder | None = table.__dict__.get("_local_order")
     if order is not None and order.items_dict is table.items:
         try:
