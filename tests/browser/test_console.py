@@ -357,6 +357,7 @@ def test_readable_at_390_pixels_without_sideways_scrolling(browser, local_servic
             expect(tab.locator("main")).to_contain_text(job["title"] if role == "alice" else "narrow.q")
             width = tab.evaluate("document.documentElement.scrollWidth")
             assert width <= 390, (route, width)
+        wait_live(tab)
         tab.screenshot(path=str(screenshot_dir / "console-user-390.png"))
     finally:
         context.close()
