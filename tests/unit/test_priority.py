@@ -129,7 +129,7 @@ def test_a_claim_racing_a_priority_change_does_not_lease_the_moved_job_twice(ser
     leasing = service.engine.leasing
     command = ClaimJob(types=("race",), timeout_ms=60_000)
     stale = {"id": job_id, "attempts": 0, "QSK": "", "QPK": keys.queue_partition("race", 3)}
-    assert leasing._try_lease(svc, command, keys.queue_partition("race", 3), stale, clock.now()) is None
+    assert leasing._try_lease(svc, command, "race", keys.queue_partition("race", 3), stale, clock.now()) is None
     assert claimed(service, svc, "race", 1) == [job_id]
 
 

@@ -162,7 +162,9 @@ def endpoint(
             correlation_id = correlation_id_of(event)
             logger.clear_state()  # keys of the previous invocation of this warm container
             logger.set_correlation_id(correlation_id)
-            logger.append_keys(route=event.get("routeKey"))
+            # request_id is API Gateway's, as in the access log: it finds the request there even
+            # when the caller chose the correlation id.
+            logger.append_keys(route=event.get("routeKey"), request_id=(event.get("requestContext") or {}).get("requestId"))
             try:
                 principal = principal_of(event)
                 logger.append_keys(principal=principal.sub, role=principal.role.value)

@@ -5,6 +5,7 @@ between slips through."""
 
 from __future__ import annotations
 
+from collections import Counter
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -96,8 +97,8 @@ class Batches:
                 if reason.code == "ConditionalCheckFailed":
                     failures.append({"op": kind, "id": job_id, "reason": _failure_reason(kind, reason.item, now)})
             raise BatchConflict(f"{len(failures)} constraint(s) failed; nothing was written", {"failures": failures}) from None
-        if new_items:
-            self.ctx.count("JobsCreated", len(new_items))
+        for queue, created in Counter(str(item["type"]) for item, _ in new_items).items():
+            self.ctx.count("JobsCreated", created, queue=queue)
         for ref in command.deletes:
             old = visible(current.get(ref.job_id), now)
             if old is not None:

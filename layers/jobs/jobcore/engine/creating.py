@@ -151,7 +151,7 @@ def create(ctx: Context, principal: Principal, command: CreateJob) -> Created:
                 return answer
             continue
         level_registered(ctx, item["type"], item["priority"])
-        ctx.count("JobsCreated")
+        ctx.count("JobsCreated", queue=str(item["type"]))
         return Created(Job.from_item(item), created=True)
     raise ServiceUnavailable("create kept conflicting with concurrent changes; retry")
 

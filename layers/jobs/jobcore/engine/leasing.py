@@ -144,7 +144,7 @@ class Leasing:
         rule = START_WITH_DEPENDENCIES if checks else START
         token = new_token(current.attempts + 1)
         job = self._start(command, rule, checks, token, command.worker or principal.sub, now)
-        self.ctx.count("JobsClaimed")
+        self.ctx.count("JobsClaimed", queue=job.type)
         return job
 
     def _start(self, command: StartJob, rule: Transition, checks: list[_DependencyCheck], token: str, worker: str,
@@ -209,7 +209,7 @@ class Leasing:
                     continue
                 jobs = self._claim_once(principal, command, queue, self.ctx.clock.now(), reread)
                 if jobs:
-                    self.ctx.count("JobsClaimed", len(jobs))
+                    self.ctx.count("JobsClaimed", len(jobs), queue=queue)
                     return jobs
             remaining_ms = (give_up_at - self.ctx.clock.now()).total_seconds() * 1000
             if remaining_ms <= 0:
@@ -241,10 +241,10 @@ class Leasing:
     def _claim_levels(self, principal: Principal, command: ClaimJob, queue: str, levels: tuple[int, ...], fifo: bool,
                       now: datetime, leased: list[Job], budget: _ClaimBudget) -> None:  # fmt: skip
         for level in levels:
-            if not self._claim_level(principal, command, keys.queue_partition(queue, level), fifo, now, leased, budget):
+            if not self._claim_level(principal, command, queue, level, fifo, now, leased, budget):
                 break
 
-    def _claim_level(self, principal: Principal, command: ClaimJob, partition: str, fifo: bool, now: datetime,
+    def _claim_level(self, principal: Principal, command: ClaimJob, queue: str, level: int, fifo: bool, now: datetime,
                      leased: list[Job], budget: _ClaimBudget) -> bool:  # fmt: skip
         """Candidates of one level from the queue index, oldest first, in pages; leased one by
         one (one write each) into `leased`. Jobs that may never run again are quarantined on
@@ -253,6 +253,7 @@ class Leasing:
         `claim_max_pages`: that bounds the reads of one claim, at the price of answering
         "none" while a job its max_retries allows may still sit behind more than that many
         pages of jobs it does not. Returns whether the claim should look at the next level."""
+        partition = keys.queue_partition(queue, level)
         bound = keys.visible_key(to_iso(now), keys.KEY_HIGH)
         start_key: Item | None = None
         while budget.left():
@@ -278,7 +279,7 @@ class Leasing:
             if not fifo:
                 self.ctx.rng.shuffle(usable)
             for candidate in usable:
-                job = self._try_lease(principal, command, partition, candidate, now)
+                job = self._try_lease(principal, command, queue, partition, candidate, now)
                 if job is not None:
                     leased.append(job)
                     if len(leased) >= command.wanted:
@@ -291,7 +292,7 @@ class Leasing:
                 budget.pages_lost += 1
         return False
 
-    def _try_lease(self, principal: Principal, command: ClaimJob, partition: str, candidate: Item,
+    def _try_lease(self, principal: Principal, command: ClaimJob, queue: str, partition: str, candidate: Item,
                    now: datetime) -> Job | None:  # fmt: skip
         job_id = str(candidate["id"])
         if any(dep.job_id == job_id for dep in command.depends):
@@ -317,7 +318,7 @@ class Leasing:
             self.retire(job_id, unstartable.reason, now)
         except (Refused, NotFound):
             self.conflicts += 1
-            self.ctx.count("LeaseConflicts")
+            self.ctx.count("LeaseConflicts", queue=queue)
         except ExtraWritesFailed as failed:  # only dependency checks ride along with a lease
             self._dependencies_unmet(job_id, candidate, failed.reasons, list(checks.values()), now)
         return None
@@ -435,7 +436,7 @@ class Leasing:
         except EndsNow:
             return self._finish_held(command.job_id, command.lease_token, JobState.ERROR.value, now, error=error,
                                      scope=principal)  # fmt: skip
-        self.ctx.count("JobsRetried")
+        self.ctx.count("JobsRetried", queue=job.type)
         return job
 
     def _backoff_ms(self, attempts: int) -> int:

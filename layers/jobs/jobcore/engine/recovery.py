@@ -124,7 +124,7 @@ class Recovery:
                 # Left over from a job that ended (this one, or another): free it, then again.
                 release_guard_of(self.ctx, str(guard["PK"]), str(guard.get("job_id", "")))
                 continue
-            self.ctx.count("JobsRetried")
+            self.ctx.count("JobsRetried", queue=str(item["type"]))
             return job
         raise ServiceUnavailable(f"job {job_id} kept changing; retry")
 

@@ -315,8 +315,8 @@ class Schedules:
                     release_guard_of(self.ctx, str(guard.get("PK")), str(guard.get("job_id")))
                 continue  # a stale guard released, or a job id drawn twice: try again
             level_registered(self.ctx, command.type, command.priority)
-            self.ctx.count("JobsCreated")
-            self.ctx.count("ScheduleSlotsRun")
+            self.ctx.count("JobsCreated", queue=command.type)
+            self.ctx.count("ScheduleSlotsRun", queue=command.type)
             return Fired(schedule.name, to_iso(slot), str(job["id"]), created=True)
         raise ServiceUnavailable(f"schedule {schedule.name} kept conflicting; the next run tries again")
 

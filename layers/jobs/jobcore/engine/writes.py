@@ -168,7 +168,7 @@ def ended(ctx: Context, job: Job) -> Job:
     release_guard(ctx, job)
     name = {JobState.FINISHED: "JobsCompleted", JobState.ERROR: "JobsFailed", JobState.CANCELLED: "JobsCancelled"}
     if job.state in name:
-        ctx.count(name[job.state])
+        ctx.count(name[job.state], queue=job.type)
     return job
 
 
