@@ -1,0 +1,114 @@
+"""What each operation costs in DynamoDB read and write units (what on-demand bills and what
+throttles), computed from template.yaml's keys and projections: the figures of
+`bench/cost_model.py` and docs/benchmarks.md. test_costs.py asserts the requests."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import boto3
+import pytest
+
+from localcloud.template import tables
+from tests.conftest import CONNECTIONS_TABLE, TABLE_NAME
+from tests.support.capacity import KB, CapacityMeter, Index, TableShape, Units, item_size, value_size
+from tests.support.jobs import Jobs
+
+
+@pytest.fixture
+def meter(dynamodb: Any, template: dict[str, Any]) -> CapacityMeter:
+    names = {"JobsTable": TABLE_NAME, "ConnectionsTable": CONNECTIONS_TABLE}
+    shapes = {names[logical]: TableShape.from_template(props) for logical, props in tables(template).items()}
+    return CapacityMeter(boto3.client("dynamodb", region_name="us-east-1"), shapes).attach(dynamodb)
+
+
+def test_item_sizes_follow_dynamodbs_rules():
+    assert item_size({"id": {"S": "abc"}}) == 2 + 3
+    assert item_size({"héllo": {"S": "é"}}) == 6 + 2  # UTF-8 bytes, names too
+    assert value_size({"N": "12345"}) == 4 and value_size({"N": "100"}) == 2  # (significant digits / 2) + 1
+    assert value_size({"BOOL": True}) == 1 and value_size({"NULL": True}) == 1
+    assert value_size({"B": b"\x00" * 10}) == 10
+    assert value_size({"M": {"a": {"S": "xy"}}}) == 3 + 1 + 1 + 2
+    assert value_size({"L": [{"S": "xy"}, {"N": "1"}]}) == 3 + (1 + 2) + (1 + 2)
+
+
+def test_an_index_is_written_only_when_its_projection_of_the_item_changes():
+    shape = TableShape(("PK", "SK"), (Index("by-q", ("Q", "T"), frozenset({"state"})), Index("all", ("A", "T"), None)))
+    base = {"PK": {"S": "j"}, "SK": {"S": "JOB"}, "Q": {"S": "q"}, "T": {"S": "1"}, "A": {"S": "a"}, "state": {"S": "p"}}
+    big = {**base, "params": {"S": "x" * 3 * KB}}
+    assert shape.index_units(None, base) == {"by-q": 1, "all": 1}  # a put into each
+    assert shape.index_units(base, {**base, "note": {"S": "n"}}) == {"all": 1}  # not projected into by-q
+    assert shape.index_units(big, {**big, "note": {"S": "n"}}) == {"all": 4}  # the whole copy, per KB
+    assert shape.index_units(base, {**base, "T": {"S": "2"}}) == {"by-q": 2, "all": 2}  # a key moved: delete + put
+    assert shape.index_units(base, {k: v for k, v in base.items() if k != "Q"}) == {"by-q": 1, "all": 1}  # out of a sparse one
+    assert shape.index_units(base, base) == {}
+
+
+def units_of(meter: CapacityMeter, clock: Any, step: Any) -> Units:
+    clock.advance(1)
+    meter.reset()
+    step()
+    return meter.reset()
+
+
+def writes_by_index(units: Units) -> dict[str, int]:
+    return {name.split("/")[-1]: int(n) for name, n in units.writes.items() if "/" in name}
+
+
+SMALL = {"type": "cost", "params": {"n": 1}, "owner": "User#1", "title": "a job"}
+
+
+def test_each_operation_of_a_small_job(service: Jobs, svc: Any, clock: Any, meter: CapacityMeter):
+    service.create(svc, {"type": "cost"})  # the queue exists
+    service.claim(svc, "cost", {"timeout_ms": 60_000})
+    created = units_of(meter, clock, lambda: service.create(svc, SMALL))
+    assert (created.write_units, created.read_units) == (5, 0)
+    assert writes_by_index(created) == {"queue-level-visible": 1, "type-created": 1, "owner-created": 1, "all-created": 1}
+    clock.advance(1)  # requests are milliseconds apart (a second write in the same one costs more)
+    leased = service.claim(svc, "cost", {"timeout_ms": 60_000})
+    assert leased is not None
+    token = leased.lease_token
+    heartbeat = units_of(meter, clock, lambda: service.extend(svc, leased.id, {"lease_token": token, "timeout_ms": 60_000}))
+    # Every ALL-projected index rewrites its copy on a heartbeat; the queue index moves its key.
+    assert heartbeat.write_units == 6 and writes_by_index(heartbeat)["queue-level-visible"] == 2
+    status = units_of(meter, clock, lambda: service.post_status(svc, leased.id, {"lease_token": token, "new_status": "half"}))
+    assert status.write_units == 4
+    with_message = units_of(meter, clock, lambda: service.post_status(svc, leased.id, {"lease_token": token,
+                                                                                       "message_to_append": "done"}))  # fmt: skip
+    assert with_message.write_units == 7  # a transaction: job and message item twice each, plus the indexes
+    completed = units_of(meter, clock, lambda: service.complete(svc, leased.id, {"lease_token": token}))
+    assert completed.write_units == 5
+    got = units_of(meter, clock, lambda: service.get(svc, leased.id))
+    assert (got.write_units, got.read_units) == (0, 1)
+
+
+def life(service: Jobs, svc: Any, clock: Any, meter: CapacityMeter, params: dict[str, Any]) -> Units:
+    service.create(svc, {"type": "life"})
+    service.claim(svc, "life", {"timeout_ms": 60_000})
+    clock.advance(1)
+    meter.reset()
+    service.create(svc, {**SMALL, "type": "life", "params": params})
+    clock.advance(1)
+    leased = service.claim(svc, "life", {"timeout_ms": 60_000})
+    assert leased is not None
+    for step in range(3):
+        clock.advance(1)
+        service.post_status(svc, leased.id, {"lease_token": leased.lease_token, "new_status": f"step {step}",
+                                             "message_to_append": f"step {step} done",
+                                             "progress": {"current": step + 1, "maximum": 3}})  # fmt: skip
+    clock.advance(1)
+    service.complete(svc, leased.id, {"lease_token": leased.lease_token, "result": {"ok": True}})
+    return meter.reset()
+
+
+def test_a_small_jobs_life(service: Jobs, svc: Any, clock: Any, meter: CapacityMeter):
+    units = life(service, svc, clock, meter, {"n": 1})
+    assert units.write_units == 37 and units.read_units == 3.5
+    assert units.job_records == 6  # create, claim, three posts, complete: what the stream consumers read
+
+
+def test_the_life_of_a_job_with_100_kib_of_params(service: Jobs, svc: Any, clock: Any, meter: CapacityMeter):
+    units = life(service, svc, clock, meter, {"blob": "x" * 100 * KB})
+    # The params ride in every write of the job and in three ALL-projected index copies.
+    assert units.write_units == 2737
+    assert writes_by_index(units) == {"type-created": 606, "owner-created": 606, "all-created": 606, "queue-level-visible": 4}
