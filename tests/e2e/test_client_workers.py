@@ -102,7 +102,10 @@ def test_a_pool_of_four_workers_drains_200_jobs_that_fail_refuse_and_hang(client
     names = [f"pool-worker-{i}" for i in range(4)]
     for i, name in enumerate(names):
         # Half the pool leases up to 3 jobs per claim: jobs in hand stay within CONCURRENCY.
-        workers.start(name, queue, CONCURRENCY="4", LEASE_MS="5000", MAX_RUN_S="3", MAX_JOBS="3" if i % 2 else "1")
+        # Leases of 8 s (a heartbeat every 2.7 s, under MAX_RUN_S, which the heartbeat checks):
+        # on a loaded 2-core machine a request can take seconds, and a 5 s lease lost to a
+        # slow heartbeat ran an ok job twice.
+        workers.start(name, queue, CONCURRENCY="4", LEASE_MS="8000", MAX_RUN_S="3", MAX_JOBS="3" if i % 2 else "1")
 
     observer_failures: list[int] = []
 
@@ -144,7 +147,9 @@ def test_a_pool_of_four_workers_drains_200_jobs_that_fail_refuse_and_hang(client
 def test_a_worker_killed_mid_job_loses_nothing(client, workers):
     queue = f"kill-{uuid.uuid4().hex[:8]}"
     ids = [client.create_job(queue, params={"n": n, "mode": "slow", "steps": 6, "step_s": 0.2}).id for n in range(3)]
-    workers.start("doomed", queue, CONCURRENCY="1", LEASE_MS="2000")
+    # 8 s leases: long enough for heartbeats on a loaded machine (the victim must run twice,
+    # not three times), short enough for the rescuer to take the job soon after the kill.
+    workers.start("doomed", queue, CONCURRENCY="1", LEASE_MS="8000")
 
     def mid_job() -> Job | None:
         running = [client.get_job(job_id) for job_id in ids]
@@ -155,7 +160,7 @@ def test_a_worker_killed_mid_job_loses_nothing(client, workers):
     victim = wait_for(mid_job, timeout=DEADLINE_S, message="a job half done")
     workers.processes["doomed"].send_signal(signal.SIGKILL)
     workers.processes.pop("doomed").wait(timeout=DEADLINE_S)
-    workers.start("rescuer", queue, CONCURRENCY="1", LEASE_MS="2000")
+    workers.start("rescuer", queue, CONCURRENCY="1", LEASE_MS="15000")
 
     def all_finished() -> list[Job] | None:
         found = [client.get_job(job_id) for job_id in ids]
@@ -171,7 +176,7 @@ def test_a_worker_killed_mid_job_loses_nothing(client, workers):
 def test_cancelling_a_running_job_stops_its_handler_and_the_worker_goes_on(client, workers):
     queue = f"cancel-{uuid.uuid4().hex[:8]}"
     long_job = client.create_job(queue, params={"n": 1, "mode": "slow", "steps": 200, "step_s": 0.1})
-    workers.start("canceller", queue, CONCURRENCY="1", LEASE_MS="3000")
+    workers.start("canceller", queue, CONCURRENCY="1", LEASE_MS="15000")
     wait_for(
         lambda: (j := client.get_job(long_job.id)) and j.progress and (j.progress.current or 0) >= 2,
         timeout=DEADLINE_S,

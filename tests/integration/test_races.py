@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import itertools
 import threading
+import time
 from collections import defaultdict
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -57,24 +58,44 @@ def test_eight_workers_drain_400_jobs_each_finished_once(client_factory: Any) ->
     leases: list[Lease] = []
     completions: dict[str, list[int]] = defaultdict(list)
     stale_rejections = 0
+    stalled = 0  # workers waiting for their job to be taken from them
     lock = threading.Lock()
+    deadline = time.monotonic() + 300  # generous: a loaded 2-core machine
+
+    def all_finished() -> bool:
+        with lock:
+            return len(completions) == len(created)
+
+    def taken_from(service: Jobs, job_id: str, token: str) -> bool:
+        job = service.get(SERVICE, job_id)
+        return job.lease_token not in (None, token) or job.state is JobState.FINISHED
 
     def worker(index: int) -> None:
-        nonlocal stale_rejections
+        nonlocal stale_rejections, stalled
         service = new_service(client_factory, seed=index)
         claims = 0
-        while True:
-            job = service.claim(SERVICE, "race", {"timeout_ms": 150, "worker": f"w{index}"})
+        # Workers go on until every job is finished (not until a claim finds none): a stalled
+        # job becomes claimable only when its lease runs out, and someone must be there.
+        while not all_finished():
+            assert time.monotonic() < deadline, "the jobs were not drained in time"
+            job = service.claim(SERVICE, "race", {"timeout_ms": 150, "worker": f"w{index}", "wait_ms": 200})
             if job is None:
-                return
+                continue
             claims += 1
             assert job.lease_token and job.locked_until and job.started
             with lock:
                 leases.append(Lease(job.id, index, job.started, job.locked_until))
-            if claims % 7 == 0:
-                # A worker that stalls past its lease: another worker re-claims the job,
-                # and this one's late complete must be refused and change nothing.
-                threading.Event().wait(0.3)
+                # At most half the pool stalls at once, so others are there to take the jobs.
+                stall = claims % 7 == 0 and stalled < 4
+                stalled += stall
+            if stall:
+                # A worker that stalls past its lease until another worker has re-claimed the
+                # job: this one's late complete must be refused and change nothing.
+                while not taken_from(service, job.id, job.lease_token):
+                    assert time.monotonic() < deadline, "a stalled job was never re-claimed"
+                    threading.Event().wait(0.02)
+                with lock:
+                    stalled -= 1
             try:
                 service.complete(SERVICE, job.id, {"lease_token": job.lease_token, "result": {"by": index}})
             except LeaseLost:
