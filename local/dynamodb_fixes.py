@@ -34,7 +34,8 @@ grows without bound and slows down with the table (measured with moto 5.2.5, DES
    kept forever (the local pollers take two every 50 ms). Here records older than
    ``stream_retention_s`` are trimmed (DynamoDB keeps 24 h; the local pollers read within
    milliseconds) and at most ``MAX_SHARD_ITERATORS`` iterators are kept (DynamoDB expires
-   them after 15 minutes).
+   them after 15 minutes), each as its shard and position under a digest of its ARN: about
+   200 bytes instead of moto's 1.7 KB.
    Module: ``dynamodb_fixes_streams``.
 6. moto ignores ``ClientRequestToken``. botocore gives every ``TransactWriteItems`` one and
    sends it again when it retries after a read timeout, so on a loaded machine a batch that
