@@ -1,11 +1,13 @@
-"""Fix 5 of ``dynamodb_fixes``: stream records older than the retention are trimmed, at most
-``MAX_SHARD_ITERATORS`` shard iterators are kept, each in a few hundred bytes, and every
-shard gets an id of its own.
+"""Fix 5 of ``dynamodb_fixes``: stream records older than the retention are trimmed, their
+images kept as JSON text, at most ``MAX_SHARD_ITERATORS`` shard iterators are kept, each in a
+few hundred bytes, and every shard gets an id of its own.
 """
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
+import json
 import time
 import uuid
 from collections import OrderedDict
@@ -14,7 +16,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from moto.dynamodb.models.dynamo_type import Item
-from moto.dynamodb.models.table import StreamShard, Table
+from moto.dynamodb.models.table import StreamRecord, StreamShard, Table
 from moto.dynamodbstreams import models as streams_models
 from moto.dynamodbstreams.models import ShardIterator
 
@@ -36,7 +38,41 @@ def _shard_init(self: StreamShard, account_id: str, table: Table) -> None:
 
 def _shard_add(self: StreamShard, old: Item | None, new: Item | None) -> None:
     _original(StreamShard, "add")(self, old, new)
+    if self.items:
+        _pack(self.items[-1])
     _trim(self)
+
+
+class _Image(str):
+    """A stream record's image (or keys), kept as its JSON text."""
+
+    __slots__ = ()
+
+
+_IMAGES = ("Keys", "NewImage", "OldImage")
+
+
+def _pack(record: StreamRecord) -> None:
+    """Keep the record's images as JSON text: moto builds them as a dict per attribute
+    ({"S": value}), 9 KB a record of a job (old and new image), a minute of records 20 to 40
+    MB of small objects among the table's, whose arenas they keep from being returned once
+    freed (issue 11); as text, 3.5 KB. Read back, they are the same dicts (``_record_to_json``)."""
+    dynamodb = record.record["dynamodb"]
+    for name in _IMAGES:
+        value = dynamodb.get(name)
+        if type(value) is dict:
+            # A value JSON cannot hold (bytes) leaves the image as moto made it.
+            with contextlib.suppress(TypeError, ValueError):
+                dynamodb[name] = _Image(json.dumps(value))
+
+
+def _record_to_json(self: StreamRecord) -> dict[str, Any]:
+    """The record as moto built it: its images as dicts again, in the same order."""
+    dynamodb = self.record["dynamodb"]
+    if not any(type(dynamodb.get(name)) is _Image for name in _IMAGES):
+        return self.record
+    unpacked = {k: json.loads(v) if type(v) is _Image else v for k, v in dynamodb.items()}
+    return {**self.record, "dynamodb": unpacked}
 
 
 def _trim(shard: StreamShard) -> None:
@@ -64,7 +100,7 @@ def _timestamp(value: Any) -> float:
 def _shard_get(self: StreamShard, start: int, quantity: int) -> list[dict[str, Any]]:
     """Records from a sequence number; one already trimmed reads from the oldest kept."""
     offset = max(0, start - self.starting_sequence_number)
-    return [record.to_json() for record in self.items[offset : offset + quantity]]
+    return [_record_to_json(record) for record in self.items[offset : offset + quantity]]
 
 
 class _CompactIterators(MutableMapping[str, ShardIterator]):
