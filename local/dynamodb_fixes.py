@@ -34,7 +34,9 @@ grows without bound and slows down with the table (measured with moto 5.2.5, DES
    kept forever (the local pollers take two every 50 ms). Here records older than
    ``stream_retention_s`` are trimmed (DynamoDB keeps 24 h; the local pollers read within
    milliseconds) and at most ``MAX_SHARD_ITERATORS`` iterators are kept (DynamoDB expires
-   them after 15 minutes).
+   them after 15 minutes), each as its shard and position under a digest of its ARN: about
+   200 bytes instead of moto's 1.7 KB. A record keeps its images (and keys) as JSON text,
+   read back as the same dicts: a new job's record 2.2 KB instead of 10.7 KB.
    Module: ``dynamodb_fixes_streams``.
 6. moto ignores ``ClientRequestToken``. botocore gives every ``TransactWriteItems`` one and
    sends it again when it retries after a read timeout, so on a loaded machine a batch that
@@ -68,7 +70,7 @@ from typing import Any
 from moto.dynamodb import models as dynamodb_models
 from moto.dynamodb.comparisons import ConditionExpressionParser
 from moto.dynamodb.models import DynamoDBBackend
-from moto.dynamodb.models.table import SecondaryIndex, StreamShard, Table
+from moto.dynamodb.models.table import SecondaryIndex, StreamRecord, StreamShard, Table
 from moto.dynamodb.parsing.expressions import UpdateExpressionParser  # type: ignore[attr-defined]
 from moto.dynamodb.responses import DynamoHandler, DynamoResult
 from moto.dynamodbstreams import models as streams_models
@@ -87,7 +89,14 @@ from .dynamodb_fixes_answers import _execute_result, _lex_condition_expression, 
 from .dynamodb_fixes_common import DEFAULT_STREAM_RETENTION_S, _settings
 from .dynamodb_fixes_ordering import _backend_update_item, _order, _table_delete_item, _table_get_item, _table_put_item
 from .dynamodb_fixes_queries import MAX_ITEM_BYTES, RESULT_SIZE_LIMIT, _all_items, _narrowed, _query_candidates, _scan_candidates
-from .dynamodb_fixes_streams import MAX_SHARD_ITERATORS, _shard_add, _shard_get, _shard_init, _streams_backend_init
+from .dynamodb_fixes_streams import (
+    MAX_SHARD_ITERATORS,
+    _record_to_json,
+    _shard_add,
+    _shard_get,
+    _shard_init,
+    _streams_backend_init,
+)
 from .dynamodb_fixes_tracking import _UNTRACKED, _untracked_new
 from .dynamodb_fixes_transactions import (
     IDEMPOTENCY_WINDOW_S,
@@ -136,6 +145,7 @@ _PATCHES: list[tuple[Any, str, Any]] = [
     (StreamShard, "__init__", _shard_init),
     (StreamShard, "add", _shard_add),
     (StreamShard, "get", _shard_get),
+    (StreamRecord, "to_json", _record_to_json),
     (streams_models.DynamoDBStreamsBackend, "__init__", _streams_backend_init),
     (streams_models.ShardIterator, "__new__", staticmethod(_untracked_new)),
     *[(cls, "__new__", staticmethod(_untracked_new)) for cls in _UNTRACKED],
