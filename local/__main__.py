@@ -36,7 +36,11 @@ def _serve(_: argparse.Namespace) -> int:
         cloud.stop()
         return 2
     print(banner(config, cloud.dynamodb_endpoint), flush=True)
-    stop.wait()
+    # Wake every half second: the kernel may deliver SIGINT to any of the cloud's threads, and
+    # then nothing interrupts a main thread blocked in a lock, so Python would never run the
+    # handler (seen once under load: the cloud ignored Ctrl-C for two minutes).
+    while not stop.wait(0.5):
+        pass
     print("Stopping...", flush=True)
     cloud.stop()
     return 0
