@@ -24,8 +24,9 @@ grows without bound and slows down with the table (measured with moto 5.2.5, DES
    Modules: ``dynamodb_fixes_ordering`` (the order), ``dynamodb_fixes_queries`` (Query, Scan).
 4. Answers are slow to write: moto's model-driven serializer walks every attribute of every
    item against the API's shapes, and projecting an item onto an index converts it to
-   Python values and back. Here the data-plane answers (items, pages, transactions), which
-   moto already builds as DynamoDB JSON, are written with ``json.dumps``, and a projection
+   Python values and back. Here the data-plane answers (items, pages, transactions) and
+   the streams' GetRecords, which moto already builds as DynamoDB JSON, are written with
+   ``json.dumps``, and a projection
    copies the attributes it keeps. Expressions are tokenized and parsed once per distinct
    text (moto parses each update expression twice and each condition twice per request):
    the parsed forms are immutable or copied before use, so sharing them changes nothing.
@@ -67,10 +68,13 @@ import types
 from collections.abc import Iterator
 from typing import Any
 
+from moto.core.responses import ActionResult
 from moto.dynamodb import models as dynamodb_models
 from moto.dynamodb.comparisons import ConditionExpressionParser
 from moto.dynamodb.models import DynamoDBBackend
 from moto.dynamodb.models.table import SecondaryIndex, StreamRecord, StreamShard, Table
+from moto.dynamodb.parsing import validators as update_validators
+from moto.dynamodb.parsing.ast_nodes import DepthFirstTraverser  # type: ignore[attr-defined]
 from moto.dynamodb.parsing.expressions import UpdateExpressionParser  # type: ignore[attr-defined]
 from moto.dynamodb.responses import DynamoHandler, DynamoResult
 from moto.dynamodbstreams import models as streams_models
@@ -85,7 +89,16 @@ from . import (
     dynamodb_fixes_tracking,
     dynamodb_fixes_transactions,
 )
-from .dynamodb_fixes_answers import _execute_result, _lex_condition_expression, _make_update_expression, _project
+from .dynamodb_fixes_answers import (
+    _action_result,
+    _count_actions,
+    _execute_result,
+    _lex_condition_expression,
+    _make_update_expression,
+    _project,
+    _traverse,
+    _validator_deepcopy,
+)
 from .dynamodb_fixes_common import DEFAULT_STREAM_RETENTION_S, _settings
 from .dynamodb_fixes_ordering import _backend_update_item, _order, _table_delete_item, _table_get_item, _table_put_item
 from .dynamodb_fixes_queries import MAX_ITEM_BYTES, RESULT_SIZE_LIMIT, _all_items, _narrowed, _query_candidates, _scan_candidates
@@ -139,9 +152,13 @@ _PATCHES: list[tuple[Any, str, Any]] = [
     (DynamoDBBackend, "transact_write_items", _transact_write_items),
     (DynamoHandler, "transact_write_items", _handler_transact_write_items),
     (DynamoResult, "execute_result", _execute_result),
+    (ActionResult, "execute_result", _action_result),  # after DynamoResult, which inherits it
     (SecondaryIndex, "project", _project),
     (ConditionExpressionParser, "_lex_condition_expression", _lex_condition_expression),
     (UpdateExpressionParser, "make", classmethod(_make_update_expression)),
+    (update_validators, "deepcopy", _validator_deepcopy),
+    (DepthFirstTraverser, "traverse", _traverse),
+    (update_validators.ActionCountValidator, "traverse", _count_actions),
     (StreamShard, "__init__", _shard_init),
     (StreamShard, "add", _shard_add),
     (StreamShard, "get", _shard_get),
