@@ -24,7 +24,17 @@ export SAM_CLI_TELEMETRY := 0
 CHECKOV_VENV := .venv-checkov
 CHECKOV_STAMP := $(CHECKOV_VENV)/.installed-3.3.30
 
-.PHONY: run test lint typecheck unit sam scan format clean console-screenshots
+# The OpenAPI document's linters and client generators (docs/openapi.yaml as a product,
+# contract/README.md): npm packages pinned in contract/package-lock.json, and
+# openapi-python-client in a venv of its own. None of it is part of the service.
+CONTRACT := contract
+CONTRACT_STAMP := $(CONTRACT)/node_modules/.installed-$(shell cksum < $(CONTRACT)/package-lock.json | cut -d' ' -f1)
+OPENAPI_VENV := .venv-openapi
+OPENAPI_STAMP := $(OPENAPI_VENV)/.installed-0.29.1
+export REDOCLY_TELEMETRY := off
+export REDOCLY_SUPPRESS_UPDATE_NOTICE := true
+
+.PHONY: run test lint typecheck unit sam scan contract format clean console-screenshots
 
 $(BIN)/python:
 	@command -v $(PYTHON) >/dev/null 2>&1 || { echo "needs $(PYTHON) on PATH"; exit 1; }
@@ -60,10 +70,26 @@ $(CHECKOV_STAMP):
 	@rm -f $(CHECKOV_VENV)/.installed-*
 	@touch $(CHECKOV_STAMP)
 
+$(CONTRACT_STAMP): $(CONTRACT)/package.json $(CONTRACT)/package-lock.json
+	@command -v npm >/dev/null 2>&1 || { echo "Installing Debian's nodejs and npm (first run only) ..."; \
+		export DEBIAN_FRONTEND=noninteractive; $(SUDO) apt-get -o DPkg::Lock::Timeout=600 install -y -q nodejs npm >/dev/null 2>&1 \
+		|| { $(SUDO) apt-get -o DPkg::Lock::Timeout=600 update -q >/dev/null && $(SUDO) apt-get -o DPkg::Lock::Timeout=600 install -y -q nodejs npm >/dev/null; }; }
+	@echo "Installing the OpenAPI linters and generators into $(CONTRACT)/node_modules (first run only) ..."
+	@npm ci --prefix $(CONTRACT) --no-audit --no-fund --loglevel=error >/dev/null
+	@rm -f $(CONTRACT)/node_modules/.installed-*
+	@touch $(CONTRACT_STAMP)
+
+$(OPENAPI_STAMP):
+	@echo "Installing openapi-python-client into $(OPENAPI_VENV) (first run only) ..."
+	@test -x $(OPENAPI_VENV)/bin/python || $(PYTHON) -m venv $(OPENAPI_VENV)
+	@$(OPENAPI_VENV)/bin/python -m pip install --quiet --disable-pip-version-check openapi-python-client==0.29.1
+	@rm -f $(OPENAPI_VENV)/.installed-*
+	@touch $(OPENAPI_STAMP)
+
 $(CHROMIUM):
 	@echo "Installing Debian's chromium for the console's browser tests (first run only) ..."
-	@export DEBIAN_FRONTEND=noninteractive; $(SUDO) apt-get install -y -q chromium >/dev/null 2>&1 \
-		|| { $(SUDO) apt-get update -q >/dev/null && $(SUDO) apt-get install -y -q chromium >/dev/null; }
+	@export DEBIAN_FRONTEND=noninteractive; $(SUDO) apt-get -o DPkg::Lock::Timeout=600 install -y -q chromium >/dev/null 2>&1 \
+		|| { $(SUDO) apt-get -o DPkg::Lock::Timeout=600 update -q >/dev/null && $(SUDO) apt-get -o DPkg::Lock::Timeout=600 install -y -q chromium >/dev/null; }
 	@test -x $(CHROMIUM)
 
 run: $(RUN_STAMP)
@@ -77,7 +103,7 @@ lint: $(DEV_STAMP)
 typecheck: $(DEV_STAMP)
 	$(BIN)/mypy
 
-unit: $(DEV_STAMP) $(CHROMIUM)
+unit: $(DEV_STAMP) $(CHROMIUM) $(CONTRACT_STAMP) $(OPENAPI_STAMP)
 	$(BIN)/pytest
 
 # The console's screenshots in docs/ (docs/console.md), taken by its browser tests.
@@ -94,11 +120,17 @@ sam: $(SAM_STAMP)
 scan: $(CHECKOV_STAMP)
 	BC_SKIP_MAPPING=TRUE $(CHECKOV_VENV)/bin/checkov -f template.yaml --framework cloudformation --compact --quiet
 
-test: lint typecheck sam scan unit
+# docs/openapi.yaml lints clean: Redocly (recommended-strict) and Spectral (spectral:oas),
+# no error and no warning. The generated clients run in tests/contract.
+contract: $(CONTRACT_STAMP)
+	$(CONTRACT)/node_modules/.bin/redocly lint docs/openapi.yaml --config $(CONTRACT)/redocly.yaml --format stylish
+	$(CONTRACT)/node_modules/.bin/spectral lint docs/openapi.yaml --ruleset $(CONTRACT)/.spectral.yaml --fail-severity warn
+
+test: lint typecheck sam scan contract unit
 
 format: $(DEV_STAMP)
 	$(BIN)/ruff format .
 	$(BIN)/ruff check --fix .
 
 clean:
-	rm -rf $(VENV) $(SAM_VENV) $(CHECKOV_VENV) .aws-sam .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) $(SAM_VENV) $(CHECKOV_VENV) $(OPENAPI_VENV) $(CONTRACT)/node_modules .aws-sam .pytest_cache .mypy_cache .ruff_cache

@@ -28,6 +28,11 @@ EXAMPLES = 12
 def test_every_route_answers_bad_and_odd_input_within_the_spec(case, role, local_service: LocalService):
     token = local_service.token(role, "User#fuzz" if role == "user" else f"{role}-fuzz")
     headers = {"Authorization": f"Bearer {token}"}
+    wait = case.body.get("wait_ms") if isinstance(case.body, dict) else None
+    if type(wait) is int and 0 < wait <= 20_000:
+        # A valid long poll on an empty queue waits all of it: up to 20 s a case, minutes a
+        # route. How long it waits does not change what it answers, so it waits 200 ms at most.
+        case.body["wait_ms"] = min(wait, 200)
     case.call_and_validate(base_url=local_service.http_url, headers=headers, excluded_checks=NOT_CHECKED, timeout=DEADLINE_S)
 
 

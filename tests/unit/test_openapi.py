@@ -60,8 +60,10 @@ def test_job_schema_matches_the_engine(spec):
 
 
 def test_error_codes_match_the_engine(spec):
-    codes = set(spec["components"]["schemas"]["Error"]["properties"]["error"]["properties"]["code"]["enum"])
-    assert codes == set(errors.ERRORS_BY_CODE) | {"internal_error"}
+    schemas = spec["components"]["schemas"]
+    assert schemas["Error"]["properties"]["error"] == {"$ref": "#/components/schemas/ErrorBody"}
+    assert schemas["ErrorBody"]["properties"]["code"] == {"$ref": "#/components/schemas/ErrorCode"}
+    assert set(schemas["ErrorCode"]["enum"]) == set(errors.ERRORS_BY_CODE) | {"internal_error"}
 
 
 @pytest.mark.parametrize(

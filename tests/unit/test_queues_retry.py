@@ -154,7 +154,10 @@ def test_purge_deletes_all_but_running_jobs_with_guards_and_messages(service, sv
     assert {i["SK"] for i in left if str(i["PK"]).startswith("JOB#")} == {"JOB"}  # no messages left
     assert not [i for i in left if str(i["PK"]).startswith("UNIQ#") and i.get("job_id") != running.id]
     assert truth(dynamodb)["mail"]["running"] == 1 and truth(dynamodb)["other"]["pending"] == 1
-    assert service.create(svc, {"type": "mail", "ref_id": "r3", "unique": True}).created  # its guard is free
+    # A purged job's guard is free (the claim took one of the nine at random: not that one).
+    purged = next(f"r{n}" for n in range(9) if f"r{n}" != running.ref_id)
+    assert service.create(svc, {"type": "mail", "ref_id": purged, "unique": True}).created
+    assert not service.create(svc, {"type": "mail", "ref_id": running.ref_id, "unique": True}).created
 
 
 def test_purge_of_one_state(service, svc, admin, clock):

@@ -103,14 +103,16 @@ def _holder(item: Item, v: Values) -> None:
     state, job_id = item.get("state"), item.get("id")
     if state in (FINISHED, ERROR, CANCELLED):
         if item.get("lease_token") != v[":token"]:
-            raise LeaseLost(f"the lease on job {job_id} was lost: another worker took the job and ended it")
+            # Said as it is: the job may have been cancelled or ended under a later lease.
+            raise LeaseLost(f"the lease on job {job_id} was lost: the job is {state} now", {"state": state})
         raise AlreadyFinished(f"job {job_id} is already {state}", {"state": state})
     if state != RUNNING:
         raise NotRunning(f"job {job_id} is {state}: no lease is held", {"state": state})
     if item.get("lease_token") != v[":token"]:
         free = "locked_until" in item and item["locked_until"] <= v[":now"]
-        who = "its lease ran out and it is free to claim" if free else "another worker holds it now"
-        raise LeaseLost(f"the lease on job {job_id} was lost: {who}")
+        # The token only says that it is not the current lease's, not whose that lease is.
+        why = "its lease ran out and it is free to claim" if free else "it was leased again under another token"
+        raise LeaseLost(f"the lease on job {job_id} was lost: {why}", {"state": state})
 
 
 def _unleased(item: Item) -> None:
