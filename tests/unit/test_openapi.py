@@ -179,3 +179,37 @@ def test_a_handwritten_job_validates_against_both_schemas(spec):
     with pytest.raises(jsonschema.ValidationError):
         jsonschema.validate({**job, "extra": 1}, schema_for("Job"))
     assert "Job" in schemas
+
+
+def _resolve(spec: dict[str, Any], node: dict[str, Any]) -> dict[str, Any]:
+    while "$ref" in node:
+        section, name = node["$ref"].split("/")[-2:]
+        node = spec["components"][section][name]
+    return node
+
+
+def test_every_response_declares_the_correlation_header(spec):
+    """The server sends X-Correlation-Id on every answer; generated clients read it only if declared."""
+    missing = [
+        (method.upper(), path, status)
+        for path, item in spec["paths"].items()
+        for method, operation in item.items()
+        if method in METHODS
+        for status, response in operation["responses"].items()
+        if "X-Correlation-Id" not in _resolve(spec, response).get("headers", {})
+    ]
+    assert missing == []
+
+
+def test_no_request_field_has_a_default_a_generator_would_make_required(spec):
+    """openapi-typescript makes every field with a `default:` a required key: defaults are said in words."""
+
+    def defaults(node: Any, where: str) -> list[str]:
+        if isinstance(node, dict):
+            found = [where] if "default" in node else []
+            return found + [f for key, value in node.items() for f in defaults(value, f"{where}/{key}")]
+        if isinstance(node, list):
+            return [f for i, value in enumerate(node) for f in defaults(value, f"{where}/{i}")]
+        return []
+
+    assert defaults(spec["paths"], "paths") + defaults(spec["components"], "components") == []
