@@ -275,6 +275,18 @@ def test_history_reaches_back_24_hours_at_most(service):
     assert len(service.history("mail", {"from": "2026-11-22T09:00:00Z", "to": "2026-11-22T09:04:30Z"})) == 5
 
 
+
+def test_history_spans_24_hours_at_most(service):
+    """Found by schemathesis: `to` in the year 5723 made a list of every minute until then (a 500)."""
+    with pytest.raises(InvalidRequest) as far:
+        service.history("mail", {"from": "2026-11-22T09:00:00Z", "to": "5723-05-31T05:39:29Z"})
+    assert far.value.details == {"fields": {"to": "at most 24 hours after from"}}
+    with pytest.raises(InvalidRequest):
+        service.history("mail", {"to": "5723-05-31T05:39:29Z", "from": "2545-07-25T04:58:29Z"})
+    day = service.history("mail", {"from": "2026-11-22T09:00:00Z", "to": "2026-11-23T09:00:00Z"})
+    assert len(day) == 24 * 60 + 1
+
+
 def test_an_item_that_is_no_job_is_not_counted_and_does_not_stop_the_shard(service, dynamodb, clock, svc):
     dynamodb.put_item(TableName=TABLE_NAME, Item={"PK": {"S": "JOB#poison"}, "SK": {"S": "JOB"}, "version": {"S": "x"},
                                                   "attempts": {"S": "y"}, "state": {"S": "running"}})  # fmt: skip

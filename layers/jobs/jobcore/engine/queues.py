@@ -107,6 +107,8 @@ class Queues:
             raise InvalidRequest.fields({"from": "at most 24 hours back"})
         if start > to:
             raise InvalidRequest.fields({"from": "after to"})
+        if to - start > HISTORY_MAX_BACK:  # a far future `to` would be millions of minutes
+            raise InvalidRequest.fields({"to": "at most 24 hours after from"})
         first, last = minute_of(start.timestamp()), minute_of(to.timestamp())
         e = Expr()
         condition = (f"{e.n('PK')} = {e.v(keys.history_pk(command.type))} AND "
