@@ -275,7 +275,6 @@ def test_history_reaches_back_24_hours_at_most(service):
     assert len(service.history("mail", {"from": "2026-11-22T09:00:00Z", "to": "2026-11-22T09:04:30Z"})) == 5
 
 
-
 def test_history_spans_24_hours_at_most(service):
     """Found by schemathesis: `to` in the year 5723 made a list of every minute until then (a 500)."""
     with pytest.raises(InvalidRequest) as far:
