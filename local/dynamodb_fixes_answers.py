@@ -47,16 +47,20 @@ def _binary(value: Any) -> str:
     raise TypeError(f"{type(value).__name__} is not JSON")
 
 
+def _plain_answer(result: object, default: Any) -> tuple[int, dict[str, str], str] | None:
+    """The answer as ``json.dumps`` writes it; None when the result holds what JSON cannot."""
+    if not isinstance(result, dict):
+        return None
+    try:
+        body = json.dumps({k: v for k, v in result.items() if v is not None}, default=default)
+    except (TypeError, ValueError):
+        return None
+    return 200, {"Content-Type": "application/x-amz-json-1.0"}, body
+
+
 def _execute_result(self: DynamoResult, context: Any) -> Any:
-    result = self.result
-    if context.operation_model.name in _PLAIN_ANSWERS and isinstance(result, dict):
-        try:
-            body = json.dumps({k: v for k, v in result.items() if v is not None}, default=_binary)
-        except (TypeError, ValueError):
-            pass
-        else:
-            return 200, {"Content-Type": "application/x-amz-json-1.0"}, body
-    return _original(DynamoResult, "execute_result")(self, context)
+    answer = _plain_answer(self.result, _binary) if context.operation_model.name in _PLAIN_ANSWERS else None
+    return answer or _original(DynamoResult, "execute_result")(self, context)
 
 
 def _stream_value(value: Any) -> Any:
@@ -69,19 +73,9 @@ def _action_result(self: ActionResult, context: Any) -> Any:
     """GetRecords written with ``json.dumps``. moto's model-driven serializer walked every
     attribute of every image: measured under `bench/claim_load.py`, 28% of the local cloud
     process's time went to it (two stream pollers read every record)."""
-    result = self.result
-    if (
-        context.operation_model.name == "GetRecords"
-        and context.service_model.service_name == "dynamodbstreams"
-        and isinstance(result, dict)
-    ):
-        try:
-            body = json.dumps({k: v for k, v in result.items() if v is not None}, default=_stream_value)
-        except (TypeError, ValueError):
-            pass
-        else:
-            return 200, {"Content-Type": "application/x-amz-json-1.0"}, body
-    return _original(ActionResult, "execute_result")(self, context)
+    records = context.operation_model.name == "GetRecords" and context.service_model.service_name == "dynamodbstreams"
+    answer = _plain_answer(self.result, _stream_value) if records else None
+    return answer or _original(ActionResult, "execute_result")(self, context)
 
 
 def _project(self: SecondaryIndex, item: Item) -> Item:

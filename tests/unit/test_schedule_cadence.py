@@ -6,7 +6,6 @@ from __future__ import annotations
 import math
 from datetime import UTC, datetime, timedelta
 from typing import Any
-from zoneinfo import ZoneInfo
 
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -23,22 +22,7 @@ from jobcore.schedule_slots import (
     parse_cadence,
     slot_ref_id,
 )
-
-NOW = datetime(2026, 1, 1, tzinfo=UTC)
-NEW_YORK = ZoneInfo("America/New_York")
-BERLIN = ZoneInfo("Europe/Berlin")
-
-
-def utc(text: str) -> datetime:
-    return datetime.fromisoformat(text.replace("Z", "+00:00"))
-
-
-def cron(expr: str, timezone: str = "UTC") -> Cadence:
-    return parse_cadence(expr, None, timezone, now=NOW)
-
-
-def every(ms: int, timezone: str = "UTC") -> Cadence:
-    return parse_cadence(None, ms, timezone)
+from tests.support.cadences import BERLIN, NEW_YORK, NOW, cron, every, utc
 
 
 def ms_since_epoch(moment: datetime) -> int:
