@@ -7,25 +7,32 @@ a life line by line: API Gateway, Lambda (the route and the authorizer that runs
 DynamoDB on-demand, the stream consumers, WebSocket messages. Writes the "cost" section of
 docs/benchmarks.md.
 
-    .venv/bin/python bench/cost_model.py [--out docs/benchmarks.md]
+    .venv/bin/python bench/cost_model.py [--base REV] [--out docs/benchmarks.md]
+
+With `--base`, the same figures of an earlier commit, measured by this very script on that
+commit's engine, template and meter (a `git worktree`, its packages first on the path, as
+bench/against.py does), are printed beside these: the design before and after.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import random
+import subprocess
 import sys
+import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from against import shim
 from report import write_section
 
 ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
 
 # List prices, us-east-1, on-demand, after free tiers (checked 2026-12).
 PRICE = {
@@ -46,6 +53,13 @@ STREAM_BATCH = 100  # records per stream batch under load (fan-out BatchSize)
 STREAM_BATCH_MS = 100
 MONTH_S = 30 * 24 * 3600
 LONG_POLL_S = 20
+# A worker waiting on the WebSocket (jobs_client/waker.py): its safety poll, its ping, and
+# the 2 hours after which API Gateway closes a connection (it reconnects and subscribes).
+SAFETY_POLL_S = 30
+PING_S = 240
+CONNECTION_S = 2 * 3600
+PING_MS = 5
+PING_MEMORY_GB = 0.125
 
 
 @dataclass
@@ -54,6 +68,7 @@ class Engine:
     clock: Any
     meter: Any
     svc: Any
+    client: Any
 
 
 def engine() -> tuple[Engine, Any]:
@@ -83,7 +98,7 @@ def engine() -> tuple[Engine, Any]:
     clock = ManualClock(datetime(2026, 12, 1, tzinfo=UTC))
     settings = Settings(table_name="jobs", cursor_key=b"bench-cursor-key")
     jobs = Jobs(JobsEngine(TableStore(client, "jobs"), settings, clock=clock, rng=random.Random(1), count=Recorder()))
-    return Engine(jobs, clock, meter, Principal("svc", Role.SERVICE)), mock
+    return Engine(jobs, clock, meter, Principal("svc", Role.SERVICE), client), mock
 
 
 def measure(e: Engine, step: Callable[[], Any]) -> tuple[Any, Any]:
@@ -155,8 +170,58 @@ def idle_poll(e: Engine) -> Any:
     return used
 
 
-def dollars_of_life(units: Any, http_ops: int) -> list[tuple[str, float]]:
-    """Dollars per job life, line by line."""
+def idle_on_the_socket(e: Engine) -> dict[str, Any] | None:
+    """What a worker waiting on the WebSocket makes DynamoDB do: a safety poll (a claim
+    that does not wait, on an empty queue), and per connection its connect, one work
+    subscription and its disconnect. None for a design without work notices."""
+    from jobcore.live.messages import Topic
+    from jobcore.live.subscriptions import Subscriptions
+    from jobcore.settings import LiveSettings
+    from jobcore.store import TableStore
+
+    s, svc = e.service, e.svc
+    try:  # a design with work notices
+        from jobcore.live.messages import work_notice_of  # noqa: F401
+    except ImportError:
+        return None
+    s.create(svc, {"type": "idle"})
+    s.claim(svc, "idle", {"timeout_ms": 60_000})
+    _, poll = measure(e, lambda: s.claim(svc, "idle", {"timeout_ms": 60_000}))
+    live = Subscriptions(TableStore(e.client, "connections"), LiveSettings(connections_table="connections"))
+    _, connected = measure(e, lambda: live.connect("c1", svc))
+    _, subscribed = measure(e, lambda: live.subscribe("c1", svc, Topic("work", "idle")))
+    _, gone = measure(e, lambda: live.disconnect("c1"))
+    per_connection = connected
+    per_connection.add(subscribed)
+    per_connection.add(gone)
+    return {"safety_poll": _plain(poll), "per_connection": _plain(per_connection)}
+
+
+def idle_month_on_the_socket(poll: Any, per_connection: Any) -> list[tuple[str, float]]:
+    """One idle worker a month, waiting on the WebSocket (jobs_client.Worker's defaults)."""
+    polls, pings, connections = MONTH_S / SAFETY_POLL_S, MONTH_S / PING_S, MONTH_S / CONNECTION_S
+    # Per connection: the authorizer and $connect, one subscribe (message and reply), $disconnect.
+    connection_invocations = 4
+    connection_gb_s = (AUTHORIZER_MS + 3 * ROUTE_MS) / 1000 * MEMORY_GB
+    return [
+        ("WebSocket connection-minutes", MONTH_S / 60 * PRICE["ws_connection_minute"]),
+        ("WebSocket messages (a ping and its pong every 4 min; subscribe and reply per connection)",
+         (2 * pings + 2 * connections) * PRICE["ws_message"]),
+        ("Lambda for pings (128 MB) and per connection (authorizer, $connect, subscribe, $disconnect)",
+         (pings + connections * connection_invocations) * PRICE["lambda_request"]
+         + (pings * PING_MS / 1000 * PING_MEMORY_GB + connections * connection_gb_s) * PRICE["lambda_gb_s"]),
+        (f"safety polls: a claim that does not wait, every {SAFETY_POLL_S:.0f} s (HTTP, claim + authorizer)",
+         polls * (PRICE["http_request"] + 2 * PRICE["lambda_request"]
+                  + (ROUTE_MS + AUTHORIZER_MS) / 1000 * MEMORY_GB * PRICE["lambda_gb_s"])),
+        ("DynamoDB: the safety polls' reads, each connection's writes",
+         polls * poll.read_units * PRICE["read_unit"]
+         + connections * (per_connection.write_units * PRICE["write_unit"] + per_connection.read_units * PRICE["read_unit"])),
+    ]  # fmt: skip
+
+
+def dollars_of_life(units: Any, http_ops: int, repair_checks: int = 0) -> list[tuple[str, float]]:
+    """Dollars per job life, line by line; `repair_checks`: reads of a message log entry by
+    the counting consumer (one per appended message, where the design has them)."""
     invocations = http_ops * 2  # each route runs the authorizer first (no caching)
     gb_s = http_ops * (ROUTE_MS + AUTHORIZER_MS) / 1000 * MEMORY_GB
     # Two stream consumers read every job record; each batch is one invocation. The fan-out
@@ -168,9 +233,9 @@ def dollars_of_life(units: Any, http_ops: int) -> list[tuple[str, float]]:
         ("Lambda duration (routes + authorizer)", gb_s * PRICE["lambda_gb_s"]),
         ("DynamoDB writes", units.write_units * PRICE["write_unit"]),
         ("DynamoDB reads", units.read_units * PRICE["read_unit"]),
-        ("Stream consumers (invocations, duration, subscriber lookups)",
+        ("Stream consumers (invocations, duration, subscriber lookups, message log checks)",
          stream_invocations * (PRICE["lambda_request"] + STREAM_BATCH_MS / 1000 * MEMORY_GB * PRICE["lambda_gb_s"])
-         + units.job_records * 0.5 * PRICE["read_unit"]),
+         + (units.job_records + repair_checks) * 0.5 * PRICE["read_unit"]),
         ("WebSocket messages (nobody watching; +$1 per million per change watched)", 0.0),
     ]  # fmt: skip
 
@@ -199,44 +264,124 @@ def idle_month(poll: Any) -> list[tuple[str, float]]:
     ]  # fmt: skip
 
 
-def units_row(name: str, u: Any) -> str:
+def units_row(name: str, u: Any, before: Any = None) -> str:
+    """One row; with `before`, each unit total followed by the earlier design's."""
     by_index = ", ".join(f"{k.split('/')[-1]} {v}" for k, v in sorted(u.writes.items()) if "/" in k) or "none"
     table = sum(v for k, v in u.writes.items() if "/" not in k)
     requests = ", ".join(f"{k} {v}" for k, v in sorted(u.requests.items()))
-    return f"| {name} | {requests} | {table} | {by_index} | {u.write_units:g} | {u.read_units:g} |"
+    writes, reads = f"{u.write_units:g}", f"{u.read_units:g}"
+    if before is not None:
+        ratio = f", {u.write_units / before.write_units:.2f}x" if before.write_units else ""
+        writes += f" (was {before.write_units:g}{ratio})"
+        reads += f" (was {before.read_units:g})"
+    return f"| {name} | {requests} | {table} | {by_index} | {writes} | {reads} |"
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--out", type=Path, default=ROOT / "docs" / "benchmarks.md")
-    args = parser.parse_args()
+def figures() -> dict[str, Any]:
+    """Every figure of the engine on the path (this tree's, or a worktree's), as JSON."""
     e, mock = engine()
     try:
         small, big = {"n": 1}, {"blob": "x" * 100 * 1024}
         ops = operations(e, small)
         lives = {"small job (params under 100 B)": life(e, small), "job with 100 KiB of params": life(e, big)}
         poll = idle_poll(e)
+        socket = idle_on_the_socket(e)
     finally:
         mock.stop()
+    try:  # a design whose stream consumer checks each appended message's log entry
+        import jobcore.engine.message_log  # noqa: F401
 
+        repair_checks = 3
+    except ImportError:
+        repair_checks = 0
+    return {"operations": {k: _plain(u) for k, u in ops.items()}, "lives": {k: _plain(u) for k, u in lives.items()},
+            "idle_poll": _plain(poll), "idle_on_the_socket": socket, "repair_checks_per_life": repair_checks}  # fmt: skip
+
+
+def _plain(u: Any) -> dict[str, Any]:
+    return {"writes": dict(u.writes), "reads": dict(u.reads), "requests": dict(u.requests), "job_records": u.job_records}
+
+
+def _units(plain: dict[str, Any]) -> Any:
+    from collections import Counter
+
+    from tests.support.capacity import Units
+
+    return Units(Counter(plain["writes"]), Counter(plain["reads"]), Counter(plain["requests"]), plain["job_records"])
+
+
+def measured_at(revision: str | None) -> dict[str, Any]:
+    """This script's figures, run on `revision` (None: the working tree) in a process of its own."""
+    with tempfile.TemporaryDirectory() as scratch:
+        tree, env = ROOT, dict(os.environ)
+        if revision:
+            tree = Path(scratch) / "tree"
+            subprocess.run(["git", "worktree", "add", "--detach", str(tree), revision], cwd=ROOT, check=True,
+                           capture_output=True)  # fmt: skip
+        try:
+            packages = shim(tree, Path(scratch) / "packages")
+            env["PYTHONPATH"] = f"{packages}{os.pathsep}{tree}"
+            done = subprocess.run([sys.executable, str(Path(__file__).resolve()), "--measure"], cwd=tree, env=env,
+                                  capture_output=True, text=True, check=False)  # fmt: skip
+        finally:
+            if revision:
+                subprocess.run(["git", "worktree", "remove", "--force", str(tree)], cwd=ROOT, check=False)
+    if done.returncode != 0:
+        raise SystemExit(f"measuring {revision or 'the working tree'} failed:\n{done.stderr[-4000:]}")
+    figures: dict[str, Any] = json.loads(done.stdout.strip().splitlines()[-1])
+    return figures
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--out", type=Path, default=ROOT / "docs" / "benchmarks.md")
+    parser.add_argument("--base", help="an earlier commit, measured beside this tree")
+    parser.add_argument("--measure", action="store_true", help="print this tree's figures as JSON (used by --base)")
+    args = parser.parse_args()
+    if args.measure:
+        sys.path.insert(0, str(Path.cwd()))
+        print(json.dumps(figures()))
+        return
+    sys.path.insert(0, str(ROOT))
+    head = measured_at(None)
+    base = measured_at(args.base) if args.base else None
+    lines = report(head, base, args.base)
+    write_section(args.out, "cost", lines)
+    print("\n".join(lines))
+
+
+def report(head: dict[str, Any], base: dict[str, Any] | None, base_name: str | None) -> list[str]:
+    ops = {k: _units(v) for k, v in head["operations"].items()}
+    lives = {k: _units(v) for k, v in head["lives"].items()}
+    poll = _units(head["idle_poll"])
+
+    def was(part: str, name: str) -> Any:
+        return _units(base[part][name]) if base and name in base[part] else None
+
+    compared = f"; beside each, the same figure of {base_name} (`--base {base_name}`), the design before" if base else ""
+    command = "bench/cost_model.py" + (f" --base {base_name}" if base else "")
     lines = ["## Cost: units per operation and dollars per million job lives", "",
-             "Computed " + datetime.now(UTC).strftime("%Y-%m-%d") + " by `bench/cost_model.py`: the engine on moto "
+             "Computed " + datetime.now(UTC).strftime("%Y-%m-%d") + f" by `{command}`: the engine on moto "
              "with a manual clock, every "
              "DynamoDB request metered by `tests/support/capacity.py` (units from template.yaml's keys and index "
              "projections by DynamoDB's documented rules); `tests/unit/test_capacity_units.py` asserts the same "
-             "figures.", "", "### DynamoDB units per operation (a small job)", "",
+             f"figures{compared}.", "", "### DynamoDB units per operation (a small job)", "",
              "| operation | requests | table write units | index write units | write units | read units |",
              "|---|---|---:|---|---:|---:|"]  # fmt: skip
-    lines += [units_row(name, u) for name, u in ops.items()]
+    lines += [units_row(name, u, was("operations", name)) for name, u in ops.items()]
     lines += ["", "### A job's life: create, claim, three status posts with a message, complete", "",
               "| job | requests | table write units | index write units | write units | read units |",
               "|---|---|---:|---|---:|---:|"]  # fmt: skip
-    lines += [units_row(name, u) for name, u in lives.items()]
+    lines += [units_row(name, u, was("lives", name)) for name, u in lives.items()]
     lines += ["", "### Dollars per million job lives, line by line (list prices, us-east-1)", ""]
-    columns = {name: dollars_of_life(u, http_ops=6) for name, u in lives.items()} | sqs_lines()
+    columns = {name: dollars_of_life(u, http_ops=6, repair_checks=head["repair_checks_per_life"])
+               for name, u in lives.items()} | sqs_lines()  # fmt: skip
+    before = {name: dollars_of_life(_units(u), http_ops=6, repair_checks=base["repair_checks_per_life"])
+              for name, u in base["lives"].items()} if base else {}  # fmt: skip
     for name, items in columns.items():
         total = sum(v for _, v in items)
-        lines += [f"**{name}: ${total * 1e6:,.2f} per million**", ""]
+        then = f" ({base_name}: ${sum(v for _, v in before[name]) * 1e6:,.2f})" if name in before else ""
+        lines += [f"**{name}: ${total * 1e6:,.2f} per million**{then}", ""]
         lines += [f"- {label}: ${value * 1e6:,.2f}" for label, value in items] + [""]
     idle = idle_month(poll)
     lines += ["### One idle worker, per month", "",
@@ -244,13 +389,30 @@ def main() -> None:
               f"{MONTH_S / LONG_POLL_S:,.0f} times a month; each poll makes {dict(poll.requests)} "
               f"({poll.read_units:g} read units).", ""]  # fmt: skip
     lines += [f"- {label}: ${value:,.2f}" for label, value in idle]
-    lines += [f"- **total: ${sum(v for _, v in idle):,.2f} per idle worker per month** "
-              f"(SQS long polling: {MONTH_S / 20:,.0f} empty receives, ${MONTH_S / 20 * PRICE['sqs_request']:,.2f})", "",
+    polling_total = sum(v for _, v in idle)
+    lines += [
+        f"- **total: ${polling_total:,.2f} per idle worker per month** "
+        f"(SQS long polling: {MONTH_S / 20:,.0f} empty receives, ${MONTH_S / 20 * PRICE['sqs_request']:,.2f})",
+        "",
+    ]
+    socket = head.get("idle_on_the_socket")
+    if socket:
+        waiting = idle_month_on_the_socket(_units(socket["safety_poll"]), _units(socket["per_connection"]))
+        total = sum(v for _, v in waiting)
+        lines += ["Waiting on the WebSocket instead (`jobs_client.Worker` with a WebSocket URL, its default when "
+                  "`JOBS_WS_URL` is set): a work notice wakes it; it claims without waiting every "
+                  f"{SAFETY_POLL_S} s for work no notice announces, pings every {PING_S // 60} min, and reconnects "
+                  f"every {CONNECTION_S // 3600} h. Each safety poll makes {dict(_units(socket['safety_poll']).requests)}; "
+                  f"each connection's DynamoDB requests {dict(_units(socket['per_connection']).requests)} "
+                  f"({_units(socket['per_connection']).write_units:g} write units).", ""]  # fmt: skip
+        lines += [f"- {label}: ${value:,.4f}" for label, value in waiting]
+        lines += [f"- **total: ${total:,.2f} per idle worker per month**, {polling_total / total:,.0f}x less than "
+                  "long polling", ""]  # fmt: skip
+    lines += [
               f"Assumptions: a warm route bills {ROUTE_MS} ms and the authorizer {AUTHORIZER_MS} ms at "
               f"{MEMORY_GB * 1024:.0f} MB; stream batches of {STREAM_BATCH} records, {STREAM_BATCH_MS} ms each; "
               "stream reads by Lambda are free; storage is not counted (a finished job is kept RetentionDays)."]  # fmt: skip
-    write_section(args.out, "cost", lines)
-    print("\n".join(lines))
+    return lines
 
 
 if __name__ == "__main__":

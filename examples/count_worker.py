@@ -47,7 +47,10 @@ def main() -> None:
     max_jobs = int(os.environ.get("MAX_JOBS", "1"))
     queues = [q.strip() for q in os.environ.get("QUEUES", "count").split(",") if q.strip()]
     print(f"counting jobs of {', '.join(queues)} from {url}, {concurrency} at a time; Ctrl-C stops", flush=True)
-    worker = Worker(JobsClient(url, token), queues, count, concurrency=concurrency, max_jobs=max_jobs, lease_ms=15_000)
+    # Idle, it waits for work notices on the WebSocket (a long poll if the socket is down).
+    ws_url = os.environ.get("JOBS_WS_URL", "ws://127.0.0.1:3001")
+    worker = Worker(JobsClient(url, token), queues, count, concurrency=concurrency, max_jobs=max_jobs, lease_ms=15_000,
+                    ws_url=ws_url)  # fmt: skip
     worker.run()
     print(f"stopped: {worker.stats.snapshot()}")
 

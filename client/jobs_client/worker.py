@@ -1,7 +1,13 @@
 """The worker runtime: claim jobs of one queue, run a handler on each, keep the lease alive,
 and report the outcome.
 
-- Each of `concurrency` slots long-polls `claim`, runs the handler in its thread, then
+- Idle, it waits for work on the WebSocket when it knows its URL (`ws_url`, or the
+  `JOBS_WS_URL` environment variable): a notice of claimable work wakes the idle slots, which
+  claim at once, and they also claim every `safety_poll_s` for work no notice announces (a
+  lease that ran out). Without a WebSocket, or while it is down, the slots long-poll
+  (`wait_ms`). Waiting on the socket costs connection-minutes instead of a Lambda held for
+  every long poll: `waker.py`, and docs/benchmarks.md "cost".
+- Each of `concurrency` slots claims, runs the handler in its thread, then
   completes the job with the handler's return value, or fails it: an ordinary exception is
   retried by the service (with its backoff), a `NonRetryableError` ends the job in `error`.
 - With `max_jobs` above 1, an idle slot claims up to min(`max_jobs`, free slots) jobs at once,
@@ -36,6 +42,7 @@ from typing import Any
 from .client import JobsClient
 from .errors import AlreadyFinished, ApiError, JobsClientError, LeaseLost, NotFound, NotRunning
 from .models import Job, Progress, Speed
+from .waker import WorkWaker
 
 logger = logging.getLogger("jobs_client.worker")
 
@@ -169,6 +176,8 @@ class Worker:
         shutdown_grace_s: float = 25.0,
         name: str | None = None,
         max_retries: int | None = None,
+        ws_url: str | None = None,
+        safety_poll_s: float = 30.0,
     ) -> None:
         if concurrency < 1:
             raise ValueError("concurrency must be at least 1")
@@ -192,6 +201,10 @@ class Worker:
         self.shutdown_grace_s = shutdown_grace_s
         self.name = name or f"{socket.gethostname()}-{os.getpid()}"
         self.max_retries = max_retries
+        # "" turns the WebSocket off; None takes JOBS_WS_URL if it is set.
+        self.ws_url = (os.environ.get("JOBS_WS_URL") if ws_url is None else ws_url) or None
+        self.safety_poll_s = safety_poll_s
+        self.waker: WorkWaker | None = None
         self.stats = WorkerStats()
         self._stopping = threading.Event()
         # Held: claimed and not yet settled, by lease (a job lost and leased to this worker
@@ -209,14 +222,22 @@ class Worker:
         if install_signal_handlers and threading.current_thread() is threading.main_thread():
             for sig in (signal.SIGTERM, signal.SIGINT):
                 signal.signal(sig, lambda *_: self.stop())
+        if self.ws_url:
+            self.waker = WorkWaker(self.ws_url, self.client.token, self.queues).start()
         for _ in range(self.concurrency):
             self._start_slot()
         self._stopping.wait()
-        self._drain()
+        try:
+            self._drain()
+        finally:
+            if self.waker is not None:
+                self.waker.stop()
 
     def stop(self) -> None:
         """Stop claiming; run() then settles the running jobs and returns."""
         self._stopping.set()
+        if self.waker is not None:
+            self.waker.stop()  # slots waiting for a notice see the stop at once
 
     def _start_slot(self) -> None:
         thread = threading.Thread(target=self._slot, name=f"worker-slot-{len(self._slots)}", daemon=True)
@@ -309,11 +330,24 @@ class Worker:
         return jobs[0] if jobs else None
 
     def _claim_up_to(self, count: int) -> list[Job]:
-        """Up to `count` jobs: from the queue, or from the first of the queues with work, their
-        order rotated at every claim so that a busy first queue does not starve the others."""
+        """Up to `count` jobs. Subscribed to work notices: claim without waiting, and when
+        nothing was claimable wait for a notice (or the safety poll) before returning;
+        otherwise one long poll."""
+        waker = self.waker
+        if waker is None or not waker.connected:
+            return self._claim_request(count, self.wait_ms)
+        since = waker.generation  # read before the claim: a notice during it is not lost
+        jobs = self._claim_request(count, 0)
+        if not jobs:
+            waker.wait(since, self.safety_poll_s)
+        return jobs
+
+    def _claim_request(self, count: int, wait_ms: int) -> list[Job]:
+        """One claim: from the queue, or from the first of the queues with work, their order
+        rotated at every claim so that a busy first queue does not starve the others."""
         if len(self.queues) == 1 and count == 1:
             job = self.client.claim(
-                self.type, timeout_ms=self.lease_ms, worker=self.name, wait_ms=self.wait_ms, max_retries=self.max_retries
+                self.type, timeout_ms=self.lease_ms, worker=self.name, wait_ms=wait_ms, max_retries=self.max_retries
             )
             return [] if job is None else [job]
         types: str | list[str] = self.type
@@ -321,7 +355,7 @@ class Worker:
             turn = next(self._turn) % len(self.queues)
             types = self.queues[turn:] + self.queues[:turn]
         return self.client.claim_many(types, max_jobs=count, timeout_ms=self.lease_ms, worker=self.name,
-                                      wait_ms=self.wait_ms, max_retries=self.max_retries)  # fmt: skip
+                                      wait_ms=wait_ms, max_retries=self.max_retries)  # fmt: skip
 
     def _run(self, ctx: JobContext) -> bool:
         """Run one held job; False when the handler overran max_run_s and was abandoned."""

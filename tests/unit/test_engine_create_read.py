@@ -257,6 +257,30 @@ def test_paging_walks_every_job_once(service, svc, clock, total, limit):
     assert len(service.list_jobs(svc, {"limit": "100"}).data) == total
 
 
+@pytest.mark.parametrize("query", [{"type": "few"}, {}], ids=["one queue", "every queue"])
+def test_a_filter_that_keeps_few_jobs_answers_short_pages_and_misses_none(service, svc, clock, monkeypatch, query):
+    """The listing indexes hold keys only: the state filter applies to the jobs read. A request
+    looks at LOOKED_MAX keys at most, then answers what it kept with a cursor."""
+    from jobcore.engine import listing
+
+    monkeypatch.setattr(listing, "LOOKED_MAX", 5)
+    old = make_jobs(service, svc, clock, [{"type": "few"}] * 2)
+    for job in old:
+        service.complete(svc, job.id, {})
+    make_jobs(service, svc, clock, [{"type": "few"}] * 12)  # newer, pending: filtered out
+    pages, seen, cursor = [], [], None
+    while True:
+        page = service.list_jobs(svc, {**query, "state": "finished", "limit": "3", **({"cursor": cursor} if cursor else {})})
+        pages.append(len(page.data))
+        seen += ids(page)
+        cursor = page.next_cursor
+        if cursor is None:
+            break
+    assert seen == [j.id for j in reversed(old)]
+    assert pages[0] == 0 and len(pages) > 2  # short pages with a cursor, not one long request
+    assert sum(pages) == 2
+
+
 def test_a_cursor_of_another_listing_is_refused(service, svc, clock):
     make_jobs(service, svc, clock, [{"type": "p", "owner": "User#1"}] * 3)
     cursor = service.list_jobs(svc, {"type": "p", "limit": "1"}).next_cursor

@@ -75,8 +75,9 @@ def _elsewhere(value: Any) -> Any:
     return value
 
 
-class FunctionCrashed(Exception):
-    """Stands for a Lambda that died (timeout, out of memory) in the middle of an operation."""
+class FunctionCrashed(BaseException):
+    """Stands for a Lambda that died (timeout, out of memory) in the middle of an operation:
+    no `except Exception` of the code under test may catch it, as none could catch a death."""
 
 
 @pytest.fixture
@@ -164,10 +165,67 @@ def test_a_crash_while_deleting_leaves_only_what_expires_or_is_taken_over(servic
     assert again.created and again.job.id != job.id
 
 
-def test_a_status_post_and_its_message_are_one_write_that_cannot_half_happen(service, svc, faults, dynamodb):
+def test_a_status_post_that_dies_between_its_two_writes_loses_no_message(service, svc, faults, dynamodb, clock):
+    from tests.unit.test_queues import stream_records
+
     job = service.create(svc, {"type": "t"}).job
-    faults.crash("TransactWriteItems")
+    faults.crash("PutItem")  # the log entry, after the job took the message
     with pytest.raises(FunctionCrashed):
         service.post_status(svc, job.id, {"new_status": "s", "message_to_append": "m"})
-    assert service.get(svc, job.id).version == job.version
+    took = service.get(svc, job.id)
+    assert (took.status, took.last_message, took.msg_count) == ("s", "m", 1)
     assert service.messages(svc, job.id, {}).data == []
+    # The job's write is the commit: the stream's counting consumer writes the entry it lacks.
+    records = stream_records(dynamodb, clock)
+    assert service.engine.message_log.repair(records) == 1
+    logged = service.messages(svc, job.id, {}).data
+    assert [(m.message, m.at) for m in logged] == [("m", took.modified)]
+    assert service.engine.message_log.repair(records) == 0  # a batch delivered again writes nothing
+
+
+def test_a_message_entry_that_dynamodb_refuses_is_answered_and_written_from_the_stream(service, svc, faults, dynamodb,
+                                                                                       clock, events):  # fmt: skip
+    from tests.unit.test_queues import stream_records
+
+    job = service.create(svc, {"type": "t"}).job
+    faults.fail("PutItem", 20, status=500, code="InternalServerError")  # past botocore's retries
+    posted = service.post_status(svc, job.id, {"new_status": "s", "message_to_append": "m"})
+    assert (posted.status, posted.msg_count) == ("s", 1)  # answered: a retry would append it twice
+    assert events.counts["MessageLogDeferred"] == 1
+    faults.plan.clear()
+    assert service.messages(svc, job.id, {}).data == []
+    assert service.engine.message_log.repair(stream_records(dynamodb, clock)) == 1
+    assert [m.message for m in service.messages(svc, job.id, {}).data] == ["m"]
+
+
+def test_a_job_deleted_before_the_repair_gets_no_message_entry_back(service, svc, faults, dynamodb, clock):
+    from tests.unit.test_queues import stream_records
+
+    job = service.create(svc, {"type": "t"}).job
+    faults.crash("PutItem")
+    with pytest.raises(FunctionCrashed):
+        service.post_status(svc, job.id, {"message_to_append": "m"})
+    service.delete(svc, job.id)
+    assert service.engine.message_log.repair(stream_records(dynamodb, clock)) == 0
+    left = dynamodb.query(TableName=TABLE_NAME, KeyConditionExpression="PK = :pk",
+                          ExpressionAttributeValues={":pk": {"S": keys.job_key(job.id)["PK"]}})["Items"]  # fmt: skip
+    assert left == []
+
+
+def test_the_counts_consumer_writes_the_entry_a_dead_request_left_out(service, svc, faults, dynamodb, clock, engine):
+    """The handler the stream's counting mapping invokes does the repair, in the same batch."""
+    from jobcore.stream import counts_handler
+    from jobcore.wiring import wiring
+    from tests.unit.test_queues import job_records, stream_records
+
+    job = service.create(svc, {"type": "t"}).job
+    faults.crash("PutItem")
+    with pytest.raises(FunctionCrashed):
+        service.post_status(svc, job.id, {"message_to_append": "kept"})
+    wiring.use(engine=engine)
+    try:
+        event = {"Records": job_records(stream_records(dynamodb, clock)), "shardId": "shard-1"}
+        assert counts_handler(event, None) == {"state": {}}
+    finally:
+        wiring.reset()
+    assert [m.message for m in service.messages(svc, job.id, {}).data] == ["kept"]

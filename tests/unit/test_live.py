@@ -299,8 +299,9 @@ def test_the_fan_out_queries_each_topic_once_per_batch(fan_out, live_service, dy
     _, records = count_to_three(stream, svc, alice.sub)
     counter = RequestCounter().attach(dynamodb)
     fan_out_handler({"Records": records}, None)
-    # job, type and owner topics: three Queries for the five changes of the batch.
-    assert counter.calls == {"Query": 3}
+    # job, type and owner topics, and the queue's work topic (the create made work): four
+    # Queries for the five changes of the batch.
+    assert counter.calls == {"Query": 4}
     assert counter.items_read == 5
 
 

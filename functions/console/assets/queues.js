@@ -209,6 +209,13 @@ export function queuePage(context, type) {
   const purge = h("button", { type: "button", class: "danger" }, "Purge");
   let queue = null;
   let stopped = false;
+  // The actions act on the queue as read: until the first read answers they are disabled
+  // (a click then would do nothing), and each is disabled while it runs.
+  for (const button of [pause, redrive, purge]) button.disabled = true;
+  let busy = 0;
+  const enable = () => {
+    if (queue && !busy) for (const button of [pause, redrive, purge]) button.disabled = false;
+  };
 
   async function refresh() {
     try {
@@ -231,6 +238,7 @@ export function queuePage(context, type) {
         ),
       );
       pause.textContent = queue.paused ? "Resume" : "Pause";
+      enable();
     } catch (error) {
       fill(summary, h("p", { class: "notice notice-error", role: "alert" }, error.status === 404 ? `No queue ${type}.` : error.message));
     }
@@ -247,9 +255,11 @@ export function queuePage(context, type) {
 
   pause.addEventListener("click", async () => {
     if (!queue) return;
+    busy += 1;
     pause.disabled = true;
     if (await setPaused(context, type, !queue.paused)) await refresh();
-    pause.disabled = false;
+    busy -= 1;
+    enable();
   });
 
   redrive.addEventListener("click", async () => {
@@ -260,6 +270,7 @@ export function queuePage(context, type) {
     const which = `${many} ${states.map((s) => (s === "error" ? "failed" : s)).join(" or ")} job${many === 1 ? "" : "s"}`;
     const question = `Put ${which} of ${type}${code ? ` (those whose error code is ${code})` : ""} back in the queue?`;
     if (!(await context.confirm(question, `Redrive ${many}`))) return;
+    busy += 1;
     redrive.disabled = true;
     try {
       const body = { states, ...(code ? { error_code: code } : {}) };
@@ -268,8 +279,9 @@ export function queuePage(context, type) {
     } catch (error) {
       context.notify(`Redrive failed: ${error.message}`, "error");
     }
-    redrive.disabled = false;
+    busy -= 1;
     await refresh();
+    enable();
   });
 
   purge.addEventListener("click", async () => {
@@ -277,6 +289,7 @@ export function queuePage(context, type) {
     const many = STATES.filter((s) => s !== "running").reduce((sum, s) => sum + (queue.counts[s] || 0), 0);
     const question = `Delete all ${many} jobs of ${type} that are not running, with their messages? This cannot be undone.`;
     if (!(await context.confirm(question, `Delete ${many} jobs`))) return;
+    busy += 1;
     purge.disabled = true;
     try {
       const done = await runToEnd(() => context.api.delete(`${path}/jobs`));
@@ -284,8 +297,9 @@ export function queuePage(context, type) {
     } catch (error) {
       context.notify(`Purge failed: ${error.message}`, "error");
     }
-    purge.disabled = false;
+    busy -= 1;
     await refresh();
+    enable();
   });
 
   refresh();

@@ -53,8 +53,8 @@ INDEX_KEYS: dict[str | None, tuple[str, ...]] = {
     ENDED_INDEX: ("PK", "SK", "TPK", "ESK"),
     SCHEDULE_INDEX: ("PK", "SK", "next_run_at"),
 }
-# all-created is spread over this many partitions: every job write lands in that index, and
-# one index partition takes about 1,000 writes/s (docs/reliability.md). A listing with no
+# all-created is spread over this many partitions: every job created or deleted lands in that
+# index, and one index partition takes about 1,000 writes/s (docs/reliability.md). A listing with no
 # owner or type filter reads them all and merges.
 ALL_SHARDS = 8
 
@@ -66,6 +66,11 @@ INDEX_ATTRIBUTES = ("QPK", "QSK", "OPK", "TPK", "RPK", "APK", "CSK", "ESK")
 
 def job_key(job_id: str) -> dict[str, str]:
     return {"PK": f"JOB#{job_id}", "SK": JOB_SK}
+
+
+def job_id_of(partition_key: str) -> str:
+    """The id in a job's PK (what an index that projects only keys gives of it)."""
+    return partition_key.removeprefix("JOB#")
 
 
 def is_job_key(key: dict[str, Any]) -> bool:

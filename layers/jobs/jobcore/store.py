@@ -8,7 +8,7 @@ ALL_OLD``), so callers tell ``lease_lost`` from ``not_found`` without a second r
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any
@@ -317,6 +317,47 @@ class TableStore:
         kept = kept[:limit]
         return kept, {name: kept[-1][name] for name in INDEX_KEYS[index]}
 
+    def fetched_page(
+        self,
+        key_condition: str,
+        expr: Expr,
+        *,
+        index: str,
+        limit: int,
+        keep: Callable[[Item], bool],
+        start_key: Item | None = None,
+        forward: bool = True,
+        max_looked: int = 1000,
+    ) -> tuple[list[Item], Item | None]:
+        """One page of whole items through an index that projects only keys: a Query for
+        the keys, then one BatchGetItem for those that can fill the page; `keep` is the filter
+        such an index cannot apply. The listing indexes keep no attribute that a heartbeat
+        or a status post changes, so those writes never touch them (docs/architecture.md).
+
+        Reads on while the page is short, up to `max_looked` keys (a bound on one request's
+        work when a filter keeps few). The next start is the last key looked at, given when
+        the Query showed more keys: a next page may then hold fewer items, even none.
+        """
+        kept: list[Item] = []
+        start = start_key
+        looked_total = 0
+        while True:
+            room = limit - len(kept)
+            found, last = self.query(key_condition, expr, index=index, limit=room + 1, start_key=start, forward=forward)
+            looked = found[:room]
+            looked_total += len(looked)
+            wanted = ({"PK": k["PK"], "SK": k["SK"]} for k in looked)
+            fetched = {(i["PK"], i["SK"]): i for i in self.batch_get(wanted, consistent=False)}
+            for key in looked:
+                item = fetched.get((key["PK"], key["SK"]))
+                if item is not None and keep(item):
+                    kept.append(item)
+            if len(found) <= room and last is None:
+                return kept, None
+            start = {name: looked[-1][name] for name in INDEX_KEYS[index]} if looked else last
+            if len(kept) >= limit or looked_total >= max_looked:
+                return kept, start
+
     def pages(
         self, key_condition: str, expr: Expr, *, index: str | None = None, page_size: int = 100, consistent: bool = False
     ) -> Iterator[list[Item]]:
@@ -340,14 +381,15 @@ class TableStore:
         last = response.get("LastEvaluatedKey")
         return [deserialize(i) for i in response.get("Items", [])], (deserialize(last) if last else None)
 
-    def batch_get(self, keys: Iterable[Key]) -> list[Item]:
-        """Strongly consistent reads of up to 100 items; unprocessed keys are retried."""
+    def batch_get(self, keys: Iterable[Key], *, consistent: bool = True) -> list[Item]:
+        """Reads of items, 100 a request (strongly consistent unless told: an eventually
+        consistent read costs half); unprocessed keys are retried."""
         pending = [serialize(k) for k in keys]
         found: list[Item] = []
         attempts = 0
         while pending:
             chunk, pending = pending[:100], pending[100:]
-            request: dict[str, Any] = {self.table: {"Keys": chunk, "ConsistentRead": True}}
+            request: dict[str, Any] = {self.table: {"Keys": chunk, "ConsistentRead": consistent}}
             while request:
                 try:
                     response = self.client.batch_get_item(RequestItems=request)

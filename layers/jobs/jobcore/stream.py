@@ -31,13 +31,15 @@ def fan_out_handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
     finally:
         report = batch.report
         logger.info("fan-out done", extra={"records": len(event.get("Records") or []), **asdict(report)})
-        for name, value in (("UpdatesSent", report.sent), ("ConnectionsGone", report.gone), ("PostsFailed", report.failed)):
+        for name, value in (("UpdatesSent", report.sent), ("ConnectionsGone", report.gone), ("PostsFailed", report.failed),
+                            ("WorkNoticesSent", report.notices)):  # fmt: skip
             metrics_counter(name, value)
         flush_metrics()
 
 
 def counts_handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
-    """One stream batch of the jobs table to the queues' counts and per-minute history.
+    """One stream batch of the jobs table to the queues' counts and per-minute history (and
+    any message log entry a status post did not get to write).
 
     The mapping has a tumbling window only for the `shardId` it adds to each event: the
     counts keep a mark per shard (engine/counting.py). No window state is kept; the
@@ -49,8 +51,13 @@ def counts_handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
         shard = event.get("shardId")
         if not isinstance(shard, str) or not shard:
             raise RuntimeError("stream event without shardId: the mapping needs TumblingWindowInSeconds")
-        written = wiring.engine().counting.apply(records, shard)
-        logger.info("counts done", extra={"records": len(records), "items_written": written, "shard": shard})
+        engine = wiring.engine()
+        written = engine.counting.apply(records, shard)
+        # The same records say which status posts appended a message: each one's log entry
+        # is written if the request stopped before it did (engine/message_log.py).
+        repaired = engine.message_log.repair(records)
+        logger.info("counts done", extra={"records": len(records), "items_written": written, "shard": shard,
+                                          "messages_repaired": repaired})  # fmt: skip
         metrics_counter("CountWrites", written)
         flush_metrics()
     return {"state": {}}

@@ -6,7 +6,8 @@
 Each family is a module of its own: creating, leasing (start, claim, extend, abort,
 complete, fail), progress (status, cancel), listing (reads), admin (patch, delete, sweep),
 batch, queues (counts, settings, history), recovery (retry, redrive, purge), counting (the
-stream's deltas to queue counts and history), schedules (recurring jobs and their scheduler).
+stream's deltas to queue counts and history), message_log (a status post's log entry, and
+its repair from the stream), schedules (recurring jobs and their scheduler).
 Every write of a job goes through `writes.write` under a rule of `rules.py`.
 """
 
@@ -28,6 +29,7 @@ from .counting import Counting
 from .creating import Creating
 from .leasing import Leasing
 from .listing import Listing
+from .message_log import MessageLog
 from .progress import Progress
 from .queues import Queues
 from .recovery import Recovery
@@ -60,6 +62,7 @@ class Engine:
         self.queues = Queues(self.ctx)
         self.recovery = Recovery(self.ctx)
         self.counting = Counting(self.ctx)
+        self.message_log = MessageLog(self.ctx)
 
     @functools.cached_property
     def schedules(self) -> Schedules:

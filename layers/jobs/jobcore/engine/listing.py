@@ -18,10 +18,13 @@ from ..errors import InvalidRequest, NotFinished, NotFound
 from ..model import Job, JobState, Principal
 from ..store import Expr, Item
 from .context import Context
-from .scope import require_queue, scope_condition
+from .scope import require_queue
 from .writes import visible
 
 T = TypeVar("T")
+# Keys a listing looks at in one request before it answers a short page with a cursor: a
+# filter that keeps few jobs must not hold a request until the API's timeout.
+LOOKED_MAX = 1000
 
 
 @dataclass(frozen=True)
@@ -112,69 +115,65 @@ class Listing:
         )
         if owner is None and command.type is None:
             return self._list_all(principal, command, scope, low, high, now)
-        e = Expr()
-        filters = [_not_expired(e, now)]
-        reach = scope_condition(principal, e) if command.type is None else None
-        if reach is not None:  # a scoped service's jobs of an owner: only its queues'
-            filters.append(reach)
-        if command.state is not None:
-            filters.append(f"{e.n('state')} = {e.v(command.state)}")
+        kept = _listed(principal, now, state=command.state, job_type=command.type, ref_id=command.ref_id)
         if owner is not None:
             index, partition_attr, partition = keys.OWNER_INDEX, "OPK", keys.owner_partition(owner)
-            if command.type is not None:
-                filters.append(f"{e.n('type')} = {e.v(command.type)}")
-            if command.ref_id is not None:
-                filters.append(f"{e.n('ref_id')} = {e.v(command.ref_id)}")
         elif command.type is not None and command.ref_id is not None:
             index, partition_attr, partition = keys.REF_INDEX, "RPK", keys.ref_partition(command.type, command.ref_id)
         else:
             assert command.type is not None
             index, partition_attr, partition = keys.TYPE_INDEX, "TPK", keys.type_partition(command.type)
+        e = Expr()
         condition = f"{e.n(partition_attr)} = {e.v(partition)}" + _created_range(e, low, high)
         page = self._page(
             scope,
             command.cursor,
-            lambda start: self.ctx.store.page(
+            lambda start: self.ctx.store.fetched_page(
                 condition,
                 e,
                 index=index,
                 limit=command.limit,
+                keep=kept,
                 start_key=start,
                 forward=False,
-                filter_expression=" AND ".join(filters),
+                max_looked=LOOKED_MAX,
             ),
         )
         return Page([Job.from_item(i) for i in page.data], page.next_cursor)
 
     def _list_all(self, principal: Principal, command: ListJobs, scope: str, low: str | None, high: str | None,
                   now: datetime) -> Page[Job]:  # fmt: skip
-        """No owner or type: one page from each all-created partition, merged newest first.
-        The cursor is the last job's CSK: the next page reads below it."""
+        """No owner or type: the newest keys of each all-created partition, merged newest first,
+        then the jobs themselves (one BatchGetItem). The cursor is the last CSK looked at: the
+        next page reads below it."""
         after = str(open_cursor(self.ctx.cursor_key(), scope, command.cursor).get("CSK", "")) if command.cursor else None
         upper = min(high, after) if high and after else (after or high)
-        if low and upper and low > upper:
-            return Page([], None)
+        kept = _listed(principal, now, state=command.state, ref_id=command.ref_id)
         found: list[Item] = []
-        for partition in keys.all_partitions():
-            e = Expr()
-            filters = [_not_expired(e, now)]
-            if command.state is not None:
-                filters.append(f"{e.n('state')} = {e.v(command.state)}")
-            if command.ref_id is not None:
-                filters.append(f"{e.n('ref_id')} = {e.v(command.ref_id)}")
-            reach = scope_condition(principal, e)
-            if reach is not None:
-                filters.append(reach)
-            condition = f"{e.n('APK')} = {e.v(partition)}" + _created_range(e, low, upper)
-            # One more than the page: the item at the cursor itself comes back (the bound is
-            # inclusive) and is dropped below.
-            items, _ = self.ctx.store.page(condition, e, index=keys.ALL_INDEX, limit=command.limit + 1, forward=False,
-                                           filter_expression=" AND ".join(filters))  # fmt: skip
-            found += [i for i in items if i["CSK"] != after]
-        found.sort(key=lambda i: str(i["CSK"]), reverse=True)
-        kept = found[: command.limit]
-        next_cursor = seal(self.ctx.cursor_key(), scope, {"CSK": kept[-1]["CSK"]}) if len(found) > command.limit else None
-        return Page([Job.from_item(i) for i in kept], next_cursor)
+        looked_total = 0
+        while True:
+            if low and upper and low > upper:
+                return Page([Job.from_item(i) for i in found], None)
+            room = command.limit - len(found)
+            candidates: list[Item] = []
+            for partition in keys.all_partitions():
+                e = Expr()
+                condition = f"{e.n('APK')} = {e.v(partition)}" + _created_range(e, low, upper)
+                # room + 2: the item at the cursor itself comes back (the bound is inclusive)
+                # and is dropped; one more beyond the page says whether more exist.
+                items, _ = self.ctx.store.query(condition, e, index=keys.ALL_INDEX, limit=room + 2, forward=False)
+                candidates += [i for i in items if i["CSK"] != after]
+            candidates.sort(key=lambda i: str(i["CSK"]), reverse=True)
+            looked = candidates[:room]
+            looked_total += len(looked)
+            fetched = {str(i["PK"]): i for i in self.ctx.store.batch_get(
+                ({"PK": str(k["PK"]), "SK": str(k["SK"])} for k in looked), consistent=False)}  # fmt: skip
+            found += [fetched[str(k["PK"])] for k in looked if str(k["PK"]) in fetched and kept(fetched[str(k["PK"])])]
+            if len(candidates) <= room:
+                return Page([Job.from_item(i) for i in found], None)
+            after = upper = str(looked[-1]["CSK"])
+            if len(found) >= command.limit or looked_total >= LOOKED_MAX:
+                return Page([Job.from_item(i) for i in found], seal(self.ctx.cursor_key(), scope, {"CSK": after}))
 
     # -- queues -------------------------------------------------------------------------------
     def queue_jobs(self, principal: Principal, command: ListQueueJobs) -> Page[Job]:
@@ -220,6 +219,24 @@ class Listing:
         jobs = [visible(by_id.get(i["id"]), now) for i in found]
         next_cursor = seal(self.ctx.cursor_key(), scope, next_resume) if next_resume else None
         return Page([j for j in jobs if j is not None], next_cursor)
+
+
+def _listed(principal: Principal, now: datetime, *, state: str | None = None, job_type: str | None = None,
+            ref_id: str | None = None) -> Callable[[Item], bool]:  # fmt: skip
+    """What a listing keeps of the jobs its index names: the filters an index that projects only
+    keys cannot apply, the caller's reach and the expiry TTL has not acted on yet."""
+
+    def keep(item: Item) -> bool:
+        job = visible(item, now)
+        return (
+            job is not None
+            and principal.sees(job)
+            and (state is None or job.state.value == state)
+            and (job_type is None or job.type == job_type)
+            and (ref_id is None or job.ref_id == ref_id)
+        )
+
+    return keep
 
 
 def _created_range(e: Expr, low: str | None, high: str | None) -> str:

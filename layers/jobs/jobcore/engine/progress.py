@@ -7,13 +7,12 @@ from dataclasses import dataclass
 from typing import Any
 
 from .. import keys
-from ..clock import epoch_seconds, plus_ms, to_iso
+from ..clock import plus_ms, to_iso
 from ..commands.jobs import JobById
 from ..commands.status import PostStatus
 from ..errors import ServiceUnavailable
 from ..model import Job, JobState, Principal
 from ..rules import (
-    ABSENT,
     CANCEL,
     CANCEL_OWN,
     HOLD,
@@ -24,11 +23,10 @@ from ..rules import (
     OnlyRequest,
     Refused,
 )
-from ..store import Write
 from ..wire import encode_json
+from . import message_log
 from .context import Context
-from .creating import conditional
-from .writes import MAX_WRITE_ATTEMPTS, TERMINAL_REMOVES, Change, ExtraWritesFailed, ended, terminal_sets, write
+from .writes import MAX_WRITE_ATTEMPTS, TERMINAL_REMOVES, Change, ended, terminal_sets, write
 
 
 @dataclass
@@ -58,26 +56,17 @@ class Progress:
                 values["QSK"] = keys.visible_key(locked_until, command.job_id)
             return values
 
-        def message_write(stamp: str) -> list[Write]:
-            entry = {
-                **keys.message_key(command.job_id, stamp),
-                "message": command.message,
-                "at": stamp,
-                "expires_at": epoch_seconds(plus_ms(now, self.ctx.settings.message_retention_ms)),
-            }
-            return [conditional(ABSENT, {}, kind="put", item=entry)]
-
         rule, given = (HOLD, {":token": command.lease_token}) if command.lease_token is not None else (UNLEASED_ONLY, {})
         change = Change(
             sets=sets,
             removes=TERMINAL_REMOVES if command.complete else (),
             increments=("msg_count",) if command.message is not None else (),
-            extra=message_write if command.message is not None else None,
         )
-        try:
-            job = write(self.ctx, command.job_id, rule, given, change, now, scope=principal)
-        except ExtraWritesFailed as failed:
-            raise ServiceUnavailable("the message could not be stored; retry") from failed
+        job = write(self.ctx, command.job_id, rule, given, change, now, scope=principal)
+        if command.message is not None:
+            # The job's write took the message (last_message, msg_count): now its log entry,
+            # keyed by that write's stamp (message_log.py says why not one transaction).
+            message_log.append(self.ctx, job.id, job.modified, command.message)
         return ended(self.ctx, job) if command.complete else job
 
     def cancel(self, principal: Principal, command: JobById) -> Job:

@@ -19,9 +19,10 @@ TTL_IDENTITY = {"type": "Service", "principalId": "dynamodb.amazonaws.com"}
 
 @dataclass(frozen=True)
 class Topic:
-    """What a subscription follows: one job, every job of an owner, or of a type."""
+    """What a subscription follows: one job, every job of an owner or of a type, or a queue's
+    notices of claimable work (what an idle worker waits for)."""
 
-    kind: str  # job_id | owner | type
+    kind: str  # job_id | owner | type | work
     value: str
 
     @property
@@ -99,6 +100,38 @@ def change_of(record: Mapping[str, Any]) -> Change | None:
     if new is None:
         raise ValueError(f"a {record.get('eventName')} record without its new image")
     return Change(new.id, new.owner, new.type, new.version, task_update(new, old))
+
+
+@dataclass(frozen=True)
+class WorkNotice:
+    """A job of `queue` became claimable at `at` (now, or later for a delayed job)."""
+
+    queue: str
+    at: str
+
+    @property
+    def topic(self) -> str:
+        return Topic("work", self.queue).key
+
+    def to_wire(self) -> dict[str, str]:
+        return {"type": "work_available", "queue": self.queue, "at": self.at}
+
+
+def work_notice_of(record: Mapping[str, Any]) -> WorkNotice | None:
+    """The notice a stream record of the jobs table gives idle workers: a job entered its
+    queue's claimable set (created pending, retried, aborted, failed with a retry left,
+    redriven, made pending by a patch) or moved in it. A lease that runs out writes nothing,
+    so it has no notice: workers poll for those, slowly."""
+    images = record.get("dynamodb") or {}
+    if record.get("eventName") == "REMOVE" or not is_job_key(images.get("Keys") or {}) or not images.get("NewImage"):
+        return None
+    new = deserialize(images["NewImage"])
+    if new.get("state") != "pending" or "QSK" not in new or not new.get("available_at"):
+        return None
+    old = deserialize(images["OldImage"]) if images.get("OldImage") else {}
+    if old.get("state") == "pending" and old.get("QSK") == new["QSK"]:
+        return None  # claimable before, as now (a status post, a title)
+    return WorkNotice(str(new["type"]), str(new["available_at"]))
 
 
 def encode(message: dict[str, Any], max_bytes: int = MAX_MESSAGE_BYTES) -> bytes:

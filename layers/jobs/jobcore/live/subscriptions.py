@@ -5,7 +5,7 @@ The connections table holds one item per connection and one per subscription:
 | item         | PK          | SK          | topic (index `topic-subscribers`)          |
 |--------------|-------------|-------------|--------------------------------------------|
 | connection   | `C#<id>`    | `CONN`      | -                                          |
-| subscription | `C#<id>`    | `S#<topic>` | `owner#<owner>`, `job_id#<id>`, `type#<type>` |
+| subscription | `C#<id>`    | `S#<topic>` | `owner#<owner>`, `job_id#<id>`, `type#<type>`, `work#<type>` |
 
 A subscribe is one atomic write: the connection's count of subscriptions goes up (on the
 condition that the connection is registered and under its cap) together with the put of the
@@ -82,12 +82,12 @@ def allowed_topic(principal: Principal, topic: Topic | None) -> Topic:
     if principal.role is Role.USER:
         if topic is None:
             return Topic("owner", principal.sub)
-        if topic.kind == "type" or (topic.kind == "owner" and topic.value != principal.sub):
+        if topic.kind in ("type", "work") or (topic.kind == "owner" and topic.value != principal.sub):
             raise Forbidden("users subscribe to their own jobs only")
         return topic
     if topic is None:
-        raise InvalidRequest.fields({"job_id": "name one of job_id, type or owner"})
-    if topic.kind == "type" and not principal.reaches(topic.value):
+        raise InvalidRequest.fields({"job_id": "name one of job_id, type, owner or work"})
+    if topic.kind in ("type", "work") and not principal.reaches(topic.value):
         raise Forbidden(f"this token does not reach queue {topic.value}", {"type": topic.value})
     return topic
 
