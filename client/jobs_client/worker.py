@@ -19,7 +19,8 @@ and report the outcome.
   same write). When an extend or a report answers `cancel_requested`, or says the lease is
   lost, the handler is told to stop (`ctx.stopping`, `ctx.check()`, `ctx.sleep()`).
 - A handler that runs past `max_run_s` is given up: its heartbeat stops, so its lease
-  expires and another worker retries the job; a fresh slot takes its place.
+  expires and another worker retries the job; a fresh slot takes its place. Only the
+  handler's run counts: once it has returned, a slow report of its outcome is not an overrun.
 - SIGTERM or SIGINT (or `stop()`): no new claims; jobs claimed but not started are aborted at
   once; running handlers get `shutdown_grace_s` to finish, then are told to stop, and the
   leases still held are aborted (their jobs are claimable again at once).
@@ -97,6 +98,7 @@ class JobContext:
         self.stop_reason: str | None = None  # cancel_requested | lease_lost | shutdown | timeout
         self.last_refresh = time.monotonic()
         self._lock = threading.Lock()
+        self._handler_returned = False
 
     @property
     def params(self) -> Any:
@@ -111,6 +113,23 @@ class JobContext:
             if self.stop_reason is None:
                 self.stop_reason = reason
         self._stop.set()
+
+    def give_up(self) -> bool:
+        """Stop for overrunning `max_run_s`, unless the handler has returned already (its
+        outcome is being reported: a slow `complete` is not a hung handler)."""
+        with self._lock:
+            if self._handler_returned:
+                return False
+            self.stop_reason = "timeout"
+        self._stop.set()
+        return True
+
+    def handler_returned(self) -> bool:
+        """The handler is done; False if the worker gave the job up first (another worker
+        will run it: this outcome must not be reported)."""
+        with self._lock:
+            self._handler_returned = True
+            return self.stop_reason != "timeout"
 
     def wait(self, seconds: float) -> bool:
         """Wait up to `seconds`; True if the job must stop."""
@@ -371,7 +390,7 @@ class Worker:
         except Exception as error:
             logger.info("job %s failed: %s", ctx.job.id, error)
             outcome = ("error", error)
-        if ctx.stop_reason == "timeout":
+        if not ctx.handler_returned():
             return False
         self._finish(ctx, *outcome)
         return True
@@ -423,10 +442,9 @@ class Worker:
         interval = self.lease_ms / 3000
         started = time.monotonic()
         while not ctx.wait(max(0.05, ctx.last_refresh + interval - time.monotonic())):
-            if self.max_run_s is not None and time.monotonic() - started > self.max_run_s:
+            if self.max_run_s is not None and time.monotonic() - started > self.max_run_s and ctx.give_up():
                 # Stop extending: the lease expires and another worker retries the job.
                 logger.warning("job %s ran past %.0f s; giving it up", ctx.job.id, self.max_run_s)
-                ctx.stop("timeout")
                 with self._wake:
                     self._running.pop(ctx.lease_token, None)
                     self._wake.notify_all()

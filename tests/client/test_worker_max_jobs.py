@@ -150,7 +150,8 @@ def running(worker: Worker) -> Iterator[threading.Thread]:
 
 
 def make_worker(service: FakeService, handler: Any, *, queues: str | list[str] = "q", **options: Any) -> Worker:
-    options = {"wait_ms": 100, "lease_ms": 60_000, "shutdown_grace_s": 30} | options
+    # ws_url "": long polls against the fake, whatever JOBS_WS_URL the shell exports.
+    options = {"wait_ms": 100, "lease_ms": 60_000, "shutdown_grace_s": 30, "ws_url": ""} | options
     return Worker(service, queues, handler, **options)  # type: ignore[arg-type]
 
 
