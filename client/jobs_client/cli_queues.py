@@ -28,6 +28,7 @@ def _show_queue(settings: Settings, queue: Queue) -> Table | None:
     table.add_row("type", queue.type)
     table.add_row("paused", yes_no(queue.paused))
     table.add_row("fifo", yes_no(queue.fifo))
+    table.add_row("shards", str(queue.shards))
     for state in STATES:
         table.add_row(state, str(getattr(queue.counts, state)))
     table.add_row("lag", human_span(queue.lag(settings.clock())))

@@ -3,12 +3,12 @@
 
 Retries: every call is retried on a 429 or 503 (the service wrote nothing). A lost
 connection, a timeout or a gateway's 502/504 leaves unknown whether the call took effect, so
-only idempotent calls are retried on those: reads, cancel, extend, clean, delete-all, purge, setting a queue's paused/fifo,
-putting, patching and deleting a schedule (each sets a state by name), and create (it always
-carries an `Idempotency-Key`, so a retried create returns the first response instead of
-creating twice). Retrying a job and redriving a queue are not: repeated after they took
-effect, the first answers `not_retryable` and the second retries another
-batch beyond its limit.
+only idempotent calls are retried on those: reads, cancel, extend, clean, delete-all, purge,
+setting a queue's paused/fifo/shards, putting, patching and deleting a schedule (each sets a
+state by name), and create (it always carries an `Idempotency-Key`, so a retried create
+returns the first response instead of creating twice). Retrying a job and redriving a queue
+are not: repeated after they took effect, the first answers `not_retryable` and the second
+retries another batch beyond its limit.
 """
 
 from __future__ import annotations
@@ -320,11 +320,13 @@ class JobsClient(HttpSession):
         except NotFound:
             return None
 
-    def set_queue(self, type: str, *, paused: bool | None = None, fifo: bool | None = None) -> Queue:
-        """Pause or resume claims, and turn strict oldest-first order on or off."""
-        body = {k: v for k, v in {"paused": paused, "fifo": fifo}.items() if v is not None}
+    def set_queue(self, type: str, *, paused: bool | None = None, fifo: bool | None = None, shards: int | None = None) -> Queue:
+        """Pause or resume claims, turn oldest-first order on or off, spread a hot queue's new jobs over 1-64 shards (fifo: 1)."""
+        if shards is not None and (isinstance(shards, bool) or not isinstance(shards, int) or not 1 <= shards <= 64):
+            raise ValueError(f"shards is an integer from 1 to 64, not {shards!r}")
+        body = {k: v for k, v in {"paused": paused, "fifo": fifo, "shards": shards}.items() if v is not None}
         if not body:
-            raise ValueError("set paused, fifo or both")
+            raise ValueError("set at least one of paused, fifo, shards")
         # Idempotent: it sets values, whatever they were.
         return Queue.from_wire(self.request("PATCH", f"/queues/{_segment(type)}", body=body, idempotent=True).body)
 

@@ -119,6 +119,12 @@ class QueuePaused(Conflict):
     code = "queue_paused"
 
 
+class FifoSharded(Conflict):
+    """A fifo queue takes one shard: shards above 1 on a fifo queue, or fifo on a sharded one."""
+
+    code = "fifo_sharded"
+
+
 class NotRetryable(Conflict):
     code = "not_retryable"
 
@@ -177,6 +183,7 @@ ERRORS_BY_CODE: dict[str, type[ApiError]] = {
         DependencyFailed,
         DependencyPending,
         QueuePaused,
+        FifoSharded,
         NotRetryable,
         Duplicate,
         BatchConflict,

@@ -203,6 +203,7 @@ class Queue:
     type: str
     paused: bool = False
     fifo: bool = False
+    shards: int = 1  # partitions its new jobs are spread over
     counts: QueueCounts = field(default_factory=QueueCounts)
     oldest_pending_at: datetime | None = None
     modified: datetime | None = None
@@ -213,6 +214,8 @@ class Queue:
             type=str(data["type"]),
             paused=bool(data.get("paused")),
             fifo=bool(data.get("fifo")),
+            # Older services send none: their queues all have one shard.
+            shards=int(data["shards"]) if data.get("shards") is not None else 1,
             counts=QueueCounts.from_wire(data.get("counts")),
             oldest_pending_at=parse_time(data.get("oldest_pending_at")),
             modified=parse_time(data.get("modified")),

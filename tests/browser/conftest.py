@@ -4,6 +4,8 @@ cannot reach this machine's network, so it is pointed at that binary."""
 
 from __future__ import annotations
 
+import base64
+import json
 import os
 import re
 from collections.abc import Iterator
@@ -75,9 +77,13 @@ def screenshot_dir(tmp_path: Path) -> Path:
 
 
 def open_console(page: Page, local: LocalService, token: str, route: str = "") -> None:
-    """Sign in as a new user would: the token in the link's fragment, then to a page."""
+    """Sign in as a new user would: the token in the link's fragment, then to a page. In a
+    tab signed in already this is a switch of identity: it is done once the new principal
+    is shown (until then a route would be taken by the session being replaced)."""
     page.goto(f"{local.http_url}/#token={token}")
     expect(page).not_to_have_url(re.compile("token="))  # (no wait_for_function: the CSP forbids eval)
+    claims = json.loads(base64.urlsafe_b64decode(token.split(".")[1] + "=="))
+    expect(page.locator("#who .principal")).to_have_text(f"{claims['sub']} ({claims['role']})", timeout=EXPECT_MS)
     if route:
         page.evaluate("route => { location.hash = route }", route)
 

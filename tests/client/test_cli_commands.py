@@ -90,6 +90,25 @@ def test_queue_prints_counts_and_sparklines_of_the_last_hour_with_totals(fake):
     ]
 
 
+def test_queue_shows_its_shards_and_one_for_an_older_service_sending_none(fake):
+    fake.on("GET", "/v1/queues/hot", ok(queue_wire("hot", shards=16)))
+    fake.on("GET", "/v1/queues/hot/history", ok(history([1], [2], [3])))
+    fake.on("GET", "/v1/queues/old", ok(queue_wire("old")))
+    fake.on("GET", "/v1/queues/old/history", ok(history([1], [2], [3])))
+    hot = run("queue", "hot")
+    assert hot.exit_code == 0, hot.output
+    assert ["shards", "16"] in lines(hot)
+    assert ["shards", "1"] in lines(run("queue", "old"))
+    assert json.loads(run("--json", "queue", "hot").stdout)["queue"]["shards"] == 16
+
+
+def test_pause_prints_the_queues_shards(fake):
+    fake.on("PATCH", "/v1/queues/hot", ok(queue_wire("hot", paused=True, shards=8)))
+    paused = run("pause", "hot")
+    assert paused.exit_code == 0, paused.output
+    assert ["shards", "8"] in lines(paused)
+
+
 def test_queue_json_prints_the_queue_and_its_history(fake):
     fake.on("GET", "/v1/queues/emails", ok(queue_wire("emails")))
     fake.on("GET", "/v1/queues/emails/history", ok(history([1], [2], [3])))

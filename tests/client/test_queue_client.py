@@ -12,7 +12,9 @@ from typing import Any
 import httpx
 import pytest
 from jobs_client import (
+    Conflict,
     Duplicate,
+    FifoSharded,
     HistoryMinute,
     Job,
     JobsClient,
@@ -154,6 +156,54 @@ def test_pause_resume_and_set_queue_patch_only_what_they_set():
     with pytest.raises(ValueError):
         client.set_queue("t")
     assert len(fake.requests) == 4
+
+
+def test_a_queues_shards_are_read_and_an_older_service_sending_none_means_one():
+    fake = Fake().on(
+        "GET",
+        "/v1/queues",
+        ok({"data": [queue_wire("hot", shards=16), queue_wire("old"), queue_wire("null", shards=None)], "next_cursor": None}),
+    )
+    fake.on("GET", "/v1/queues/hot", ok(queue_wire("hot", shards=16)))
+    client = fake.client()
+    assert [q.shards for q in client.list_queues().data] == [16, 1, 1]
+    found = client.get_queue("hot")
+    assert found is not None and found.shards == 16
+    assert Queue("t").shards == 1
+
+
+def test_set_queue_sends_shards_and_answers_the_queue_the_service_sent():
+    fake = Fake().on("PATCH", "/v1/queues/t", ok(queue_wire(shards=16)))
+    client = fake.client()
+    assert client.set_queue("t", shards=16).shards == 16
+    client.set_queue("t", paused=False, shards=1)
+    assert [(m, p, b) for m, p, _, b in fake.sent()] == [
+        ("PATCH", "/v1/queues/t", {"shards": 16}),
+        ("PATCH", "/v1/queues/t", {"paused": False, "shards": 1}),
+    ]
+
+
+@pytest.mark.parametrize("shards", [0, 65, -1, True, False, 2.0, "4"])
+def test_set_queue_refuses_shards_outside_1_to_64_before_sending(shards: Any):
+    fake = Fake().on("PATCH", "/v1/queues/t", ok(queue_wire()))
+    with pytest.raises(ValueError, match="shards"):
+        fake.client().set_queue("t", shards=shards)
+    assert fake.requests == []
+
+
+def test_set_queue_with_nothing_to_set_names_the_three_settings():
+    fake = Fake()
+    with pytest.raises(ValueError, match="paused, fifo, shards"):
+        fake.client().set_queue("t")
+    assert fake.requests == []
+
+
+def test_a_fifo_queue_refusing_shards_is_the_services_conflict():
+    fake = Fake().on("PATCH", "/v1/queues/t", error(409, "fifo_sharded"))
+    with pytest.raises(FifoSharded) as refused:
+        fake.client().set_queue("t", shards=4)
+    assert isinstance(refused.value, Conflict)
+    assert len(fake.requests) == 1  # a 409 is an answer, not retried
 
 
 def test_queue_history_sends_the_window_and_parses_each_minute():

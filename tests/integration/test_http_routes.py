@@ -95,7 +95,7 @@ def test_every_route_answers_its_shape(api, svc, admin, clock):
     queues = api.call("GET", "/v1/queues", principal=svc, query={"prefix": "q"}).body
     assert [q["type"] for q in queues["data"]] == ["q"] and queues["next_cursor"] is None
     queue = api.call("GET", "/v1/queues/q", principal=svc).body
-    assert set(queue) == {"type", "paused", "fifo", "counts", "oldest_pending_at", "modified"}
+    assert set(queue) == {"type", "paused", "fifo", "shards", "counts", "oldest_pending_at", "modified"}
     assert set(queue["counts"]) == {"idle", "pending", "running", "finished", "error", "cancelled"}
     assert api.call("GET", "/v1/queues/never", principal=svc).status == 404
     paused = api.call("PATCH", "/v1/queues/q", principal=svc, body={"paused": True, "fifo": True}).body

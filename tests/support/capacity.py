@@ -97,17 +97,29 @@ class TableShape:
     def index_units(self, before: dict[str, Any] | None, after: dict[str, Any] | None) -> dict[str, int]:
         """Write units of each index a change of one item costs."""
         units: dict[str, int] = {}
+        for index, _, used in self.index_writes(before, after):
+            units[index] = units.get(index, 0) + used
+        return units
+
+    def index_writes(self, before: dict[str, Any] | None, after: dict[str, Any] | None) -> list[tuple[str, str, int]]:
+        """(index, partition key value, write units) of each index write a change of one item
+        makes: what one index partition takes, for the partition budget (bench/hot_queue.py)."""
+        writes: list[tuple[str, str, int]] = []
         for index in self.indexes:
             old, new = index.project(before, self.keys), index.project(after, self.keys)
             if (old is None and new is None) or old == new:
                 continue
-            if old is None or new is None:
-                units[index.name] = write_units(item_size(old or new))
-            elif any(old[key] != new[key] for key in index.keys):
-                units[index.name] = write_units(item_size(old)) + write_units(item_size(new))
-            else:
-                units[index.name] = write_units(max(item_size(old), item_size(new)))
-        return units
+            if old is not None and new is not None and all(old[key] == new[key] for key in index.keys):
+                writes.append((index.name, _partition(new, index), write_units(max(item_size(old), item_size(new)))))
+                continue
+            # A new, removed or moved entry: a delete of the old one and a put of the new one.
+            writes += [(index.name, _partition(entry, index), write_units(item_size(entry))) for entry in (old, new) if entry]
+        return writes
+
+
+def _partition(entry: dict[str, Any], index: Index) -> str:
+    (value,) = entry[index.keys[0]].values()
+    return str(value)
 
 
 @dataclass
@@ -117,6 +129,8 @@ class Units:
     writes: Counter[str] = field(default_factory=Counter)
     reads: Counter[str] = field(default_factory=Counter)  # by request kind
     requests: Counter[str] = field(default_factory=Counter)
+    # Write units by (table/index, partition key value): what each index partition takes.
+    partitions: Counter[tuple[str, str]] = field(default_factory=Counter)
     # Changes of job items: the stream records the fan-out and the queue counts read.
     job_records: int = 0
 
@@ -132,6 +146,7 @@ class Units:
         self.writes.update(other.writes)
         self.reads.update(other.reads)
         self.requests.update(other.requests)
+        self.partitions.update(other.partitions)
         self.job_records += other.job_records
 
 
@@ -201,8 +216,9 @@ class CapacityMeter:
                 if not failed and after != before and key.get("SK") == {"S": "JOB"}:
                     self.units.job_records += 1
                 if not failed:
-                    for index, units in self.shapes[table].index_units(before, after).items():
+                    for index, partition, units in self.shapes[table].index_writes(before, after):
                         self.units.writes[f"{table}/{index}"] += units
+                        self.units.partitions[(f"{table}/{index}", partition)] += units
             self._before = []
             return
         if "Error" in parsed:

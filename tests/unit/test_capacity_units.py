@@ -44,6 +44,16 @@ def test_an_index_is_written_only_when_its_projection_of_the_item_changes():
     assert shape.index_units(base, base) == {}
 
 
+def test_index_writes_name_the_partition_each_lands_in():
+    shape = TableShape(("PK", "SK"), (Index("by-q", ("Q", "T"), frozenset({"state"})),))
+    base = {"PK": {"S": "j"}, "SK": {"S": "JOB"}, "Q": {"S": "q#0"}, "T": {"S": "1"}, "state": {"S": "p"}}
+    assert shape.index_writes(None, base) == [("by-q", "q#0", 1)]
+    assert shape.index_writes(base, {**base, "state": {"S": "r"}}) == [("by-q", "q#0", 1)]
+    # A moved key: the delete lands in the old partition, the put in the new one.
+    assert shape.index_writes(base, {**base, "Q": {"S": "q#1"}}) == [("by-q", "q#0", 1), ("by-q", "q#1", 1)]
+    assert shape.index_writes(base, {**base, "T": {"S": "2"}}) == [("by-q", "q#0", 1), ("by-q", "q#0", 1)]
+
+
 def units_of(meter: CapacityMeter, clock: Any, step: Any) -> Units:
     clock.advance(1)
     meter.reset()
@@ -135,3 +145,26 @@ def test_an_idle_worker_on_the_socket_costs_a_safety_poll_and_each_connection_ni
     assert connected.write_units == 1
     assert subscribed.write_units == 5  # a transaction of two items (x2), and the topic index
     assert gone.write_units == 3  # both items, and the topic index
+
+
+def test_a_sharded_queues_job_writes_its_queue_indexes_in_its_own_shard_only(service: Jobs, svc: Any, clock: Any,
+                                                                              meter: CapacityMeter):  # fmt: skip
+    """What bench/hot_queue.py sums per partition: a life (create, claim, heartbeat, complete)
+    costs the queue index 6 units and type-created 1, all in the partitions of the job's shard."""
+    from jobcore import keys
+
+    service.patch_queue("hot", {"shards": 8})
+    meter.reset()
+    job = service.create(svc, {"type": "hot"}).job
+    clock.advance(1)
+    leased = service.claim(svc, "hot", {"timeout_ms": 60_000})
+    assert leased is not None and leased.id == job.id
+    clock.advance(1)
+    service.extend(svc, job.id, {"lease_token": leased.lease_token, "timeout_ms": 60_000})
+    clock.advance(1)
+    service.complete(svc, job.id, {"lease_token": leased.lease_token})
+    shard = keys.shard_of(job.id, 8)
+    written = {(name.split("/")[-1], partition): n for (name, partition), n in meter.reset().partitions.items()
+               if name.split("/")[-1] in ("queue-level-visible", "type-created")}  # fmt: skip
+    assert written == {("queue-level-visible", keys.queue_partition("hot", 2, shard)): 6,
+                       ("type-created", keys.type_partition("hot", shard)): 1}  # fmt: skip

@@ -44,8 +44,20 @@ def test_create_is_one_put(service, svc, clock, counter):
 
 
 def test_first_create_of_a_queue_in_a_process_is_one_transaction(service, svc, counter):
+    # It reads the queue's shard count (kept for 30 s), and registers the queue with the job.
     service.create(svc, {"type": "new-queue"})
-    assert dict(counter.calls) == {"TransactWriteItems": 1}
+    assert dict(counter.calls) == {"GetItem": 1, "TransactWriteItems": 1}
+
+
+def test_creates_read_the_shard_count_at_most_every_30_s(service, svc, clock, counter):
+    service.create(svc, {"type": "cost"})
+    for _ in range(3):
+        clock.advance(9_000)
+        service.create(svc, {"type": "cost"})
+    counter.reset()
+    clock.advance(3_001)  # 30.001 s after the first create read it
+    service.create(svc, {"type": "cost"})
+    assert dict(counter.calls) == {"GetItem": 1, "PutItem": 1}
 
 
 def test_unique_create_is_one_transaction(service, svc, clock, counter):
@@ -143,6 +155,7 @@ def test_status_post_is_at_most_two_writes(service, svc, clock, counter):
 def test_one_list_page_is_one_query_and_one_batch_read(service, svc, clock, counter):
     for n in range(30):
         service.create(svc, {"type": "cost", "owner": "User#alice", "ref_id": f"r{n}"})
+    service.list_jobs(svc, {"type": "cost"})  # reads the queue's shard span (kept for 1.5 s)
     for query, keys_read, found in (({"type": "cost"}, 11, 10), ({"owner": "User#alice"}, 11, 10),
                                     ({"type": "cost", "ref_id": "r3"}, 1, 1)):  # fmt: skip
         fresh(service, clock, counter)
@@ -308,8 +321,9 @@ def test_a_purge_is_one_delete_per_job_and_reads_only_that_queue(service, svc, a
         service.create(svc, {"type": "elsewhere"})
     fresh(service, clock, counter)
     assert service.purge(admin, "cost").deleted == 8
-    assert dict(counter.calls) == {"GetItem": 1, "Query": 1, "DeleteItem": 8 + 1}  # and the run item
-    assert counter.items_read == 8
+    # Reads the run item and the queue's shard span; deletes the jobs and the run item.
+    assert dict(counter.calls) == {"GetItem": 2, "Query": 1, "DeleteItem": 8 + 1}
+    assert counter.items_read == 8 + 1  # the index's keys of the queue's 8 jobs, and the queue item
     # A job with messages: one Query and one batch delete more for them.
     job = leased(service, svc, clock, max_retries=1)
     service.post_status(svc, job.id, {"lease_token": job.lease_token, "message_to_append": "note"})
@@ -391,8 +405,9 @@ def test_a_scheduler_run_reads_only_the_due_schedules(service, svc, clock, count
     counter.reset()
     run = service.run_schedules()
     assert run.fired == 1
-    assert dict(counter.calls) == {"Query": 1, "TransactWriteItems": 1}
-    assert counter.items_read == 1
+    # The queue's shard count too: a minute after this process last read it.
+    assert dict(counter.calls) == {"Query": 1, "GetItem": 1, "TransactWriteItems": 1}
+    assert counter.items_read == 2
     fresh(service, clock, counter)
     assert service.run_schedules().fired == 0  # nothing due: one Query that reads nothing
     assert dict(counter.calls) == {"Query": 1} and counter.items_read == 0
@@ -411,3 +426,20 @@ def test_a_claim_by_priority_reads_one_level_when_the_most_urgent_has_work(servi
     claimed = service.claim(svc, "levels", {"timeout_ms": 1000})  # level 1 is empty now: 1, then 2
     assert claimed is not None and claimed.priority == 2
     assert dict(counter.calls) == {"Query": 2, "UpdateItem": 1}
+
+
+def test_a_claim_of_a_sharded_queue_reads_the_heads_of_two_shards_and_writes_once(service, svc, clock, counter):
+    """Two random shards, the older head first: one Query more than an unsharded claim."""
+    service.patch_queue("hot", {"shards": 8})
+    for _ in range(40):
+        service.create(svc, {"type": "hot"})
+    assert service.claim(svc, "hot", {"timeout_ms": 1000}) is not None  # reads the queue's settings
+    fresh(service, clock, counter)
+    assert service.claim(svc, "hot", {"timeout_ms": 1000}) is not None
+    assert dict(counter.calls) == {"Query": 2, "UpdateItem": 1}
+    # An empty sharded queue: one Query per shard (and the queue's settings, read again).
+    for _ in range(38):
+        assert service.claim(svc, "hot", {"timeout_ms": 1000}) is not None
+    fresh(service, clock, counter)
+    assert service.claim(svc, "hot", {"timeout_ms": 1000}) is None
+    assert dict(counter.calls) == {"Query": 8, "GetItem": 1}

@@ -293,6 +293,16 @@ def test_a_malformed_record_fails_alone(fan_out, live_service, sockets, stream, 
     assert sockets.versions("a") == [1]
 
 
+def test_a_batch_whose_every_record_fails_fails_the_invocation(fan_out, stream):
+    """Lambda then retries the batch and counts an error, as with powertools' batch utility."""
+    from jobcore.stream import EveryRecordFailed
+
+    poison = [stream.record("MODIFY", None, {"PK": f"JOB#bad{n}", "SK": "JOB", "version": "x"}) for n in range(2)]
+    with pytest.raises(EveryRecordFailed):
+        fan_out_handler({"Records": poison}, None)
+    assert fan_out_handler({"Records": []}, None) == {"batchItemFailures": []}  # nothing to fail
+
+
 def test_the_fan_out_queries_each_topic_once_per_batch(fan_out, live_service, dynamodb, stream, svc, alice):
     for n in range(5):
         connect(live_service, f"c{n}", alice, {})

@@ -198,6 +198,9 @@ window.addEventListener("hashchange", () => {
   if (session) session.live.stop();
   session = null;
   disposeView();
+  // Nothing of the identity being replaced stays on screen while the new one signs in.
+  fill(who);
+  fill(main, h("p", { class: "muted" }, "Signing in…"));
   start();
 });
 start();

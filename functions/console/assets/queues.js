@@ -228,7 +228,9 @@ export function queuePage(context, type) {
           "p",
           {},
           queue.paused ? h("span", { class: "badge paused", "data-paused": "" }, "paused") : h("span", { "data-paused": "" }, "active"),
-          ` · ${queue.fifo ? "fifo" : "oldest few, at random"} · lag ${lagOf(queue)} · changed ${formatTime(queue.modified)}`,
+          ` · ${queue.fifo ? "fifo" : "oldest few, at random"}` +
+            (queue.shards > 1 ? ` · ${queue.shards} shards` : "") + // older services send no shards: one
+            ` · lag ${lagOf(queue)} · changed ${formatTime(queue.modified)}`,
         ),
       );
       fill(

@@ -114,6 +114,12 @@ class QueuePaused(Conflict):
     code = "queue_paused"
 
 
+class FifoSharded(Conflict):
+    """A fifo queue takes one shard: strict order cannot hold over several."""
+
+    code = "fifo_sharded"
+
+
 class BatchConflict(Conflict):
     code = "batch_conflict"
 

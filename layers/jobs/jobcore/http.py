@@ -19,18 +19,20 @@ import re
 import uuid
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any, Generic, TypeVar
+from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
 from .auth import decode_queues
 from .commands import Parts
-from .commands.leases import ClaimJob
-from .engine import Engine
 from .errors import Forbidden, InvalidRequest, JobsError, Throttled, Unauthorized
 from .model import Job, Principal, Role
 from .observability import flush_metrics, logger, traced
 from .settings import Limits
 from .wire import decode_json, has_surrogate
 from .wiring import wiring
+
+if TYPE_CHECKING:
+    from .commands.leases import ClaimJob
+    from .engine import Engine
 
 C = TypeVar("C")
 

@@ -57,6 +57,10 @@ INDEX_KEYS: dict[str | None, tuple[str, ...]] = {
 # index, and one index partition takes about 1,000 writes/s (docs/reliability.md). A listing with no
 # owner or type filter reads them all and merges.
 ALL_SHARDS = 8
+# A queue's jobs may be spread over up to this many partitions of each index keyed by the
+# queue (a queue setting, 1 by default; docs/reliability.md "Scale on paper"): 64,000 index
+# writes per second, far past what one queue of this service needs.
+QUEUE_SHARDS_MAX = 64
 
 # Sorts after every id character, so "<time>#~" bounds all keys of that millisecond.
 KEY_HIGH = "~"
@@ -146,14 +150,46 @@ def owner_partition(owner: str) -> str:
     return f"O#{owner}"
 
 
-def type_partition(job_type: str) -> str:
-    return f"T#{job_type}"
+def shard_of(job_id: str, shards: int) -> int:
+    """The shard of a queue a new job goes to: spread evenly, and the same for a given id."""
+    return zlib.crc32(job_id.encode()) % shards if shards > 1 else 0
 
 
-def queue_partition(job_type: str, priority: int) -> str:
-    """Partition of the queue index: one per queue and priority level, so a claim reads the
-    most urgent level with work first, and each level oldest first."""
-    return f"Q#{job_type}#{priority}"
+def shard_in(item: dict[str, Any]) -> int:
+    """A job item's shard: written at create and kept for its life (absent: shard 0)."""
+    try:
+        shard = int(item.get("shard", 0))
+    except (TypeError, ValueError, ArithmeticError):
+        return 0
+    return shard if 0 <= shard < QUEUE_SHARDS_MAX else 0
+
+
+def _sharded(partition: str, shard: int) -> str:
+    # Shard 0 keeps the key of an unsharded queue: sharding a queue needs no migration.
+    return f"{partition}#{shard}" if shard else partition
+
+
+def type_partition(job_type: str, shard: int = 0) -> str:
+    """Partition of the type-created and queue-ended indexes (a type holds no "#")."""
+    return _sharded(f"T#{job_type}", shard)
+
+
+def type_partitions(job_type: str, span: int) -> list[str]:
+    return [type_partition(job_type, shard) for shard in range(max(1, span))]
+
+
+def queue_partition(job_type: str, priority: int, shard: int = 0) -> str:
+    """Partition of the queue index: one per queue, priority level and shard, so a claim reads
+    the most urgent level with work first, and each level (each shard) oldest first."""
+    return _sharded(f"Q#{job_type}#{priority}", shard)
+
+
+def shard_of_partition(partition: str) -> int:
+    """The shard a partition key of type_partition or queue_partition names."""
+    parts = partition.split("#")
+    last = parts[-1] if len(parts) in (3, 4) and parts[0] in ("T", "Q") else ""
+    sharded = (parts[0] == "T" and len(parts) == 3) or (parts[0] == "Q" and len(parts) == 4)
+    return int(last) if sharded and last.isdigit() and int(last) < QUEUE_SHARDS_MAX else 0
 
 
 def priority_of(item: dict[str, Any]) -> int:
@@ -179,16 +215,17 @@ def created_key(created: str, job_id: str) -> str:
 
 
 def index_attributes(job: dict[str, Any]) -> dict[str, Any]:
-    """The index attributes a job item must carry in its current state.
+    """The index attributes a job item must carry in its current state (in its shard).
 
     The queue index (QPK, QSK) is sparse: pending jobs are visible at ``available_at``, running jobs
     at ``locked_until`` (so an expired lease is claimable again), idle and finished jobs
     are absent.
     """
     state = JobState(job["state"])
+    shard = shard_in(job)
     attrs: dict[str, Any] = {
-        "TPK": type_partition(job["type"]),
-        "QPK": queue_partition(job["type"], priority_of(job)),
+        "TPK": type_partition(job["type"], shard),
+        "QPK": queue_partition(job["type"], priority_of(job), shard),
         "APK": all_partition(job["id"]),
         "CSK": created_key(job["created"], job["id"]),
     }

@@ -82,7 +82,7 @@ JSON_ATTRIBUTES = ("params", "result", "error", "progress", "speeds")
 STORAGE_ONLY = frozenset(
     {
         "PK", "SK", "QPK", "QSK", "OPK", "TPK", "RPK", "APK", "CSK",
-        "ESK", "lease_token", "expires_at", "unique_key", "msg_count", "last_message", "failed_at",
+        "ESK", "lease_token", "expires_at", "unique_key", "msg_count", "last_message", "failed_at", "shard",
     }
 )  # fmt: skip
 

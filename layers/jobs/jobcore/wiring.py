@@ -7,15 +7,16 @@ from __future__ import annotations
 import functools
 import hashlib
 import hmac
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from .engine import Engine
-from .live.delivery import FanOut
-from .live.subscriptions import Subscriptions
-from .model import Principal
-from .observability import metrics_counter
 from .settings import LiveSettings, Settings
 from .store import SocketGateway, TableStore, make_client
+
+if TYPE_CHECKING:
+    from .engine import Engine
+    from .live.delivery import FanOut
+    from .live.subscriptions import Subscriptions
+    from .model import Principal
 
 CURSOR_KEY_LABEL = b"jobs-cursor-v1"
 
@@ -45,8 +46,13 @@ class Wiring:
             self._client = make_client(settings_endpoint)
         return self._client
 
+    # Each part is imported when first built: a WebSocket route never loads the engine, an
+    # HTTP route never loads the fan-out (a cold start pays only for what its route uses).
     def engine(self) -> Engine:
         if self._engine is None:
+            from .engine import Engine
+            from .observability import metrics_counter
+
             settings = Settings.from_env()
             store = TableStore(self._dynamodb(settings.dynamodb_endpoint), settings.table_name)
             # Only listing functions may read the secret: resolved when a cursor is first sealed.
@@ -57,6 +63,8 @@ class Wiring:
 
     def subscriptions(self) -> Subscriptions:
         if self._subscriptions is None:
+            from .live.subscriptions import Subscriptions
+
             settings = LiveSettings.from_env()
             store = TableStore(self._dynamodb(Settings.from_env().dynamodb_endpoint), settings.connections_table)
             # The engine is built only when a subscription names a job.
@@ -68,6 +76,8 @@ class Wiring:
 
     def fan_out(self) -> FanOut:
         if self._fan_out is None:
+            from .live.delivery import FanOut
+
             live = self.subscriptions()
             endpoint = live.settings.websocket_endpoint
             if not endpoint:

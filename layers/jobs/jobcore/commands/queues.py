@@ -6,6 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
+from ..keys import QUEUE_SHARDS_MAX
 from ..model import JobState
 from ..settings import Limits
 from . import Parts
@@ -46,17 +47,21 @@ class PatchQueue:
     type: str
     paused: bool | None = None
     fifo: bool | None = None
+    shards: int | None = None
 
 
 def parse_patch_queue(parts: Parts, limits: Limits) -> PatchQueue:
     job_type = parts.queue(limits)
     parts.no_query(limits)
-    r = parts.body_reader(frozenset({"paused", "fifo"}), limits)
+    r = parts.body_reader(frozenset({"paused", "fifo", "shards"}), limits)
     values = {name: r.boolean(name) if r.has(name) and r.raw(name) is not None else None for name in ("paused", "fifo")}
-    if all(v is None for v in values.values()) and not r.problems:
-        r.problem("body", "set paused, fifo or both")
+    shards = r.integer("shards", minimum=1, maximum=QUEUE_SHARDS_MAX)
+    if all(v is None for v in values.values()) and shards is None and not r.problems:
+        r.problem("body", "set paused, fifo, shards, or several")
+    if values["fifo"] and shards is not None and shards > 1:
+        r.problem("shards", "a fifo queue takes one shard")
     r.done()
-    return PatchQueue(job_type, values["paused"], values["fifo"])
+    return PatchQueue(job_type, values["paused"], values["fifo"], shards)
 
 
 @dataclass(frozen=True)

@@ -22,24 +22,28 @@ from ..clock import Clock, SystemClock
 from ..observability import Counter, Recorder
 from ..settings import Settings
 from ..store import TableStore
-from .admin import Admin
-from .batch import Batches
 from .context import Context
-from .counting import Counting
-from .creating import Creating
-from .leasing import Leasing
-from .listing import Listing
-from .message_log import MessageLog
-from .progress import Progress
-from .queues import Queues
-from .recovery import Recovery
 
 if TYPE_CHECKING:
+    from .admin import Admin
+    from .batch import Batches
+    from .counting import Counting
+    from .creating import Creating
+    from .leasing import Leasing
+    from .listing import Listing
+    from .message_log import MessageLog
+    from .progress import Progress
+    from .queues import Queues
+    from .recovery import Recovery
     from .schedules import Schedules
 
 
 class Engine:
-    """The families of operations over one table. Thread-safe: no per-request state."""
+    """The families of operations over one table. Thread-safe: no per-request state.
+
+    Each family is built, and its module imported, on first use: a function's cold start
+    loads only the families its route calls (a GET of one job: listing, not leasing, batch,
+    recovery or schedules' cron parsing)."""
 
     def __init__(
         self,
@@ -53,21 +57,69 @@ class Engine:
     ) -> None:
         self.ctx = Context(store, settings, clock or SystemClock(), rng or random.Random(), count or Recorder(),
                            cursor_key_source=cursor_key)  # fmt: skip
-        self.creating = Creating(self.ctx)
-        self.leasing = Leasing(self.ctx)
-        self.progress = Progress(self.ctx)
-        self.listing = Listing(self.ctx)
-        self.admin = Admin(self.ctx)
-        self.batches = Batches(self.ctx)
-        self.queues = Queues(self.ctx)
-        self.recovery = Recovery(self.ctx)
-        self.counting = Counting(self.ctx)
-        self.message_log = MessageLog(self.ctx)
+
+    @functools.cached_property
+    def creating(self) -> Creating:
+        from .creating import Creating
+
+        return Creating(self.ctx)
+
+    @functools.cached_property
+    def leasing(self) -> Leasing:
+        from .leasing import Leasing
+
+        return Leasing(self.ctx)
+
+    @functools.cached_property
+    def progress(self) -> Progress:
+        from .progress import Progress
+
+        return Progress(self.ctx)
+
+    @functools.cached_property
+    def listing(self) -> Listing:
+        from .listing import Listing
+
+        return Listing(self.ctx)
+
+    @functools.cached_property
+    def admin(self) -> Admin:
+        from .admin import Admin
+
+        return Admin(self.ctx)
+
+    @functools.cached_property
+    def batches(self) -> Batches:
+        from .batch import Batches
+
+        return Batches(self.ctx)
+
+    @functools.cached_property
+    def queues(self) -> Queues:
+        from .queues import Queues
+
+        return Queues(self.ctx)
+
+    @functools.cached_property
+    def recovery(self) -> Recovery:
+        from .recovery import Recovery
+
+        return Recovery(self.ctx)
+
+    @functools.cached_property
+    def counting(self) -> Counting:
+        from .counting import Counting
+
+        return Counting(self.ctx)
+
+    @functools.cached_property
+    def message_log(self) -> MessageLog:
+        from .message_log import MessageLog
+
+        return MessageLog(self.ctx)
 
     @functools.cached_property
     def schedules(self) -> Schedules:
-        # Imported on first use: cron parsing and time zones (~25 ms of a cold start) serve
-        # the schedule routes and the scheduler only.
         from .schedules import Schedules
 
         return Schedules(self.ctx)

@@ -41,8 +41,10 @@ class Swept:
     more: bool
 
 
-def apply_changes(item: Item, changes: Mapping[str, Any]) -> Item:
-    """The item after setting wire fields; its index attributes follow state, owner, time."""
+def apply_changes(item: Item, changes: Mapping[str, Any], shards_of: Callable[[str], int]) -> Item:
+    """The item after setting wire fields; its index attributes follow state, owner, time.
+    A job moved to another queue takes a shard of that queue (`shards_of`: a queue's shard
+    count): its old one may be beyond the shards readers of the new queue walk."""
     updated = {k: v for k, v in item.items() if k not in keys.INDEX_ATTRIBUTES}
     for name, given in changes.items():
         value = to_iso(given) if isinstance(given, datetime) else given
@@ -51,6 +53,10 @@ def apply_changes(item: Item, changes: Mapping[str, Any]) -> Item:
             updated.pop(name, None)
         else:
             updated[name] = stored
+    if updated["type"] != item["type"]:
+        updated.pop("shard", None)
+        shard = keys.shard_of(str(updated["id"]), shards_of(str(updated["type"])))
+        updated.update({"shard": shard} if shard else {})
     updated.update(keys.index_attributes(updated))
     return updated
 
@@ -77,7 +83,7 @@ class Admin:
             assert item is not None
             if command.if_match is not None and job.version != command.if_match:
                 raise VersionMismatch(f"job {job.id} is at version {job.version}", {"version": job.version})
-            updated = apply_changes(item, changes)
+            updated = apply_changes(item, changes, self.ctx.queue_settings.shards_for_create)
             require_queue(principal, str(updated["type"]))  # a move into another's queue: 403
             if updated["type"] != item["type"]:
                 moves = self._move_writes(item, updated, now, old_guard_ours)

@@ -137,7 +137,7 @@ class Batches:
                 failures.append({"op": "update", "id": update.job_id, "reason": problem})
                 continue
             assert job is not None
-            item = apply_changes(current[update.job_id], dict(update.changes))
+            item = apply_changes(current[update.job_id], dict(update.changes), self.ctx.queue_settings.shards_for_create)
             item["version"] = job.version + 1
             item["modified"] = to_iso(max(now, plus_ms(parse_iso(job.modified), 1)))
             updated_items.append(item)

@@ -18,6 +18,10 @@ from ..store import Item, TableStore
 # A pause binds every claim that starts 2 s or more after the PATCH answered: a container
 # trusts what it read for less than that.
 SETTINGS_CACHE_S = 1.5
+# Creates pick a shard from a queue's shard count read at most this long ago: a stale count
+# only spreads new jobs over fewer or more shards for that long, and readers walk every
+# shard the queue ever had (`span`), so nothing is missed.
+SHARDS_CACHE_S = 30.0
 
 
 @dataclass(frozen=True)
@@ -27,6 +31,22 @@ class QueueSettings:
     # The priority levels the queue has used, most urgent first: a claim looks at them in
     # this order, and never at a level no job was put in.
     levels: tuple[int, ...] = ()
+    # How many shards new jobs are spread over, and how many shards readers walk: every
+    # count the queue ever had is kept (an ADD to a set), so lowering it strands no job.
+    shards: int = 1
+    span: int = 1
+
+
+def shard_counts(item: Item) -> tuple[int, int]:
+    """A queue item's shard count and span (the highest count it ever had)."""
+    try:
+        shards = min(max(1, int(item.get("shards", 1))), keys.QUEUE_SHARDS_MAX)
+    except (TypeError, ValueError, ArithmeticError):
+        shards = 1
+    raw = item.get("shard_counts")
+    listed = raw if isinstance(raw, (set, frozenset, list, tuple)) else ()
+    counts = [int(c) for c in listed if 1 <= int(c) <= keys.QUEUE_SHARDS_MAX]
+    return shards, max([shards, *counts])
 
 
 def registered_levels(item: Item) -> tuple[int, ...]:
@@ -40,15 +60,26 @@ def registered_levels(item: Item) -> tuple[int, ...]:
 
 @dataclass
 class QueueSettingsCache:
-    """Each queue's paused, fifo and levels, read at most every SETTINGS_CACHE_S per container."""
+    """Each queue's settings, read at most every SETTINGS_CACHE_S per container (its shard
+    count, for creates, every SHARDS_CACHE_S)."""
 
     store: TableStore
     clock: Clock
-    _entries: dict[str, tuple[datetime, QueueSettings]] = field(default_factory=dict)
+    # Per queue: when its item was read, what it said, and whether all of it is still trusted
+    # (False after this container registered a level: only the shard count is).
+    _entries: dict[str, tuple[datetime, QueueSettings, bool]] = field(default_factory=dict)
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
     def of(self, job_type: str) -> QueueSettings:
         return self.read(job_type)[0]
+
+    def shards_for_create(self, job_type: str) -> int:
+        """How many shards a new job of the queue is spread over."""
+        with self._lock:
+            cached = self._entries.get(job_type)
+        if cached is not None and (self.clock.now() - cached[0]).total_seconds() < SHARDS_CACHE_S:
+            return cached[1].shards
+        return self.read(job_type, fresh=True)[0].shards
 
     def read(self, job_type: str, *, fresh: bool = False) -> tuple[QueueSettings, bool]:
         """The queue's settings, and whether they were read from the table by this call
@@ -56,17 +87,23 @@ class QueueSettingsCache:
         now = self.clock.now()
         with self._lock:
             cached = None if fresh else self._entries.get(job_type)
-        if cached is not None and (now - cached[0]).total_seconds() < SETTINGS_CACHE_S:
+        if cached is not None and cached[2] and (now - cached[0]).total_seconds() < SETTINGS_CACHE_S:
             return cached[1], False
         item = self.store.get(keys.queue_name_key(job_type)) or {}
-        found = QueueSettings(bool(item.get("paused", False)), bool(item.get("fifo", False)), registered_levels(item))
+        shards, span = shard_counts(item)
+        found = QueueSettings(bool(item.get("paused", False)), bool(item.get("fifo", False)), registered_levels(item),
+                              shards, span)  # fmt: skip
         with self._lock:
-            self._entries[job_type] = (now, found)
+            self._entries[job_type] = (now, found, True)
         return found, True
 
-    def forget(self, job_type: str) -> None:
+    def forget(self, job_type: str, *, keep_shards: bool = False) -> None:
+        """Read the queue's settings afresh next time; `keep_shards`: creates may go on
+        with the shard count read (only the levels changed)."""
         with self._lock:
-            self._entries.pop(job_type, None)
+            cached = self._entries.pop(job_type, None)
+            if keep_shards and cached is not None:
+                self._entries[job_type] = (cached[0], cached[1], False)
 
 
 @dataclass

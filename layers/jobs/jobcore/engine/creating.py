@@ -37,6 +37,7 @@ def conditional(rule: Transition, given: dict[str, object], *, kind: str, item: 
 def new_item(ctx: Context, principal: Principal, command: CreateJob, now: datetime) -> Item:
     """The job item a create writes (not yet written)."""
     job_id = new_job_id(now)
+    shard = keys.shard_of(job_id, ctx.queue_settings.shards_for_create(command.type))
     created = to_iso(now)
     visible_at = command.available_at or plus_ms(now, command.delay_ms or 0)
     execute_until = plus_ms(now, command.ttl_ms) if command.ttl_ms else None
@@ -68,6 +69,7 @@ def new_item(ctx: Context, principal: Principal, command: CreateJob, now: dateti
         # A job past its deadline is kept for the retention period, then expires.
         "expires_at": epoch_seconds(plus_ms(execute_until, ctx.settings.retention_ms)) if execute_until else None,
         "unique_key": keys.guard_key(command.type, command.ref_id)["PK"] if command.unique and command.ref_id else None,
+        "shard": shard or None,  # absent for shard 0: the item of an unsharded queue is unchanged
     }
     item.update({k: v for k, v in optional.items() if v is not None})
     item.update(keys.index_attributes(item))
@@ -113,7 +115,7 @@ def level_registered(ctx: Context, job_type: str, priority: int) -> None:
     levels afresh (a claim or listing here must not miss the level for the cache's time)."""
     if (job_type, priority) not in ctx.known_queues:
         ctx.known_queues.add((job_type, priority))
-        ctx.queue_settings.forget(job_type)
+        ctx.queue_settings.forget(job_type, keep_shards=True)
 
 
 @dataclass

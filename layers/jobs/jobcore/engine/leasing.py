@@ -110,6 +110,10 @@ def _dependency_writes(checks: list[_DependencyCheck], now: datetime) -> list[Wr
     return writes
 
 
+# A page of a partition's claim candidates, and the key to read on from (None: its end).
+_Page = tuple[list[Item], Item | None]
+
+
 @dataclass
 class _ClaimBudget:
     """What one claim may spend over all levels: pages that gave nothing, jobs quarantined."""
@@ -220,48 +224,80 @@ class Leasing:
                     reread: set[str]) -> list[Job]:  # fmt: skip
         """Up to `max_jobs` jobs of the queue, most urgent priority level first, among the
         levels the queue has used: one Query when that level has a visible job, at most one
-        per level otherwise.
+        per level (and shard) otherwise.
 
         An answer of none never rests on levels this container cached: a level another
         container registered since (a new queue's first job, a first urgent job) would be
         missed for the cache's time. So a miss on cached levels reads the queue's item again
-        (once per claim call) and looks at the levels that are new."""
+        (once per claim call) and looks at the levels (and shards) that are new."""
         settings, fresh = self.ctx.queue_settings.read(queue)
         budget = _ClaimBudget(self.ctx.settings.claim_max_pages, self.ctx.settings.claim_retire_budget)
         leased: list[Job] = []
-        self._claim_levels(principal, command, queue, settings.levels, settings.fifo, now, leased, budget)
+        groups = self._partitions(queue, settings.levels, settings.span)
+        self._claim_partitions(principal, command, queue, groups, settings.fifo, now, leased, budget)
         if not leased and not fresh and queue not in reread:
             reread.add(queue)
             renewed, _ = self.ctx.queue_settings.read(queue, fresh=True)
-            added = tuple(level for level in renewed.levels if level not in settings.levels)
-            if added and not renewed.paused:
-                self._claim_levels(principal, command, queue, added, renewed.fifo, now, leased, budget)
+            seen = {partition for group in groups for partition in group}
+            added = [[p for p in group if p not in seen] for group in self._partitions(queue, renewed.levels, renewed.span)]
+            if any(added) and not renewed.paused:
+                self._claim_partitions(principal, command, queue, [g for g in added if g], renewed.fifo, now, leased, budget)
         return leased
 
-    def _claim_levels(self, principal: Principal, command: ClaimJob, queue: str, levels: tuple[int, ...], fifo: bool,
-                      now: datetime, leased: list[Job], budget: _ClaimBudget) -> None:  # fmt: skip
-        for level in levels:
-            if not self._claim_level(principal, command, queue, level, fifo, now, leased, budget):
-                break
+    def _partitions(self, queue: str, levels: tuple[int, ...], span: int) -> list[list[str]]:
+        """Where a claim looks, in order: each level, most urgent first; within a level every
+        shard, starting at two random ones (workers spread over the shards, and a claim still
+        finds a job when those are empty; docs/reliability.md "Hot queues: shards")."""
+        first = self.ctx.rng.randrange(span) if span > 1 else 0
+        shards = [(first + step) % span for step in range(span)]
+        if span > 2:  # the second of the two a claim compares: any other shard, at random
+            shards.insert(1, shards.pop(1 + self.ctx.rng.randrange(span - 1)))
+        return [[keys.queue_partition(queue, level, shard) for shard in shards] for level in levels]
 
-    def _claim_level(self, principal: Principal, command: ClaimJob, queue: str, level: int, fifo: bool, now: datetime,
-                     leased: list[Job], budget: _ClaimBudget) -> bool:  # fmt: skip
-        """Candidates of one level from the queue index, oldest first, in pages; leased one by
+    def _claim_partitions(self, principal: Principal, command: ClaimJob, queue: str, groups: list[list[str]], fifo: bool,
+                          now: datetime, leased: list[Job], budget: _ClaimBudget) -> None:  # fmt: skip
+        for group in groups:
+            pages: dict[str, _Page] = {}
+            ordered = self._older_head_first(group, now, pages) if len(group) > 1 else group
+            for partition in ordered:
+                if not self._claim_partition(principal, command, queue, partition, fifo, now, leased, budget,
+                                             pages.get(partition)):  # fmt: skip
+                    return
+
+    def _older_head_first(self, group: list[str], now: datetime, pages: dict[str, _Page]) -> list[str]:
+        """The first two shards of a level, the one whose oldest claimable job is older first
+        (their first pages kept in `pages` for the claim to use). Two random choices, not one:
+        a shard that fell behind is drained first, so the shards' backlogs stay even and claims
+        stay near the oldest of the whole queue (bench/hot_queue.py); one more Query a claim."""
+        for partition in group[:2]:
+            pages[partition] = self._candidates(partition, now, None)
+        heads = [str(pages[p][0][0]["QSK"]) if pages[p][0] else keys.KEY_HIGH for p in group[:2]]
+        return [group[1], group[0], *group[2:]] if heads[1] < heads[0] else group
+
+    def _candidates(self, partition: str, now: datetime, start_key: Item | None) -> _Page:
+        """One page of a partition's claimable jobs, oldest first."""
+        bound = keys.visible_key(to_iso(now), keys.KEY_HIGH)
+        e = Expr()
+        condition = f"{e.n('QPK')} = {e.v(partition)} AND {e.n('QSK')} <= {e.v(bound)}"
+        return self.ctx.store.query(
+            condition, e, index=keys.QUEUE_INDEX, limit=self.ctx.settings.claim_candidates, start_key=start_key
+        )
+
+    def _claim_partition(self, principal: Principal, command: ClaimJob, queue: str, partition: str, fifo: bool,
+                         now: datetime, leased: list[Job], budget: _ClaimBudget,
+                         first_page: _Page | None = None) -> bool:  # fmt: skip
+        """Candidates of one level (one shard of it) from the queue index, oldest first, in
+        pages (the first one may be read already); leased one by
         one (one write each) into `leased`. Jobs that may never run again are quarantined on
         the way (up to a budget); jobs this claim's own max_retries rules out are passed by.
         A page whose every candidate went to other workers or was passed by counts against
         `claim_max_pages`: that bounds the reads of one claim, at the price of answering
         "none" while a job its max_retries allows may still sit behind more than that many
-        pages of jobs it does not. Returns whether the claim should look at the next level."""
-        partition = keys.queue_partition(queue, level)
-        bound = keys.visible_key(to_iso(now), keys.KEY_HIGH)
+        pages of jobs it does not. Returns whether the claim should look at the next partition."""
         start_key: Item | None = None
         while budget.left():
-            e = Expr()
-            condition = f"{e.n('QPK')} = {e.v(partition)} AND {e.n('QSK')} <= {e.v(bound)}"
-            found, start_key = self.ctx.store.query(
-                condition, e, index=keys.QUEUE_INDEX, limit=self.ctx.settings.claim_candidates, start_key=start_key
-            )
+            found, start_key = first_page if first_page is not None else self._candidates(partition, now, start_key)
+            first_page = None
             usable: list[Item] = []
             retired_before, leased_before = budget.retired, len(leased)
             at = now_values(now)

@@ -114,8 +114,14 @@ class Listing:
             ["jobs", principal.sub, *(str(x) for x in (command.type, command.ref_id, owner, command.state, low, high))]
         )
         if owner is None and command.type is None:
-            return self._list_all(principal, command, scope, low, high, now)
+            kept = _listed(principal, now, state=command.state, ref_id=command.ref_id)
+            return self._list_merged(command, scope, low, high, (keys.ALL_INDEX, "APK", keys.all_partitions()), kept)
         kept = _listed(principal, now, state=command.state, job_type=command.type, ref_id=command.ref_id)
+        if owner is None and command.ref_id is None and command.type is not None:
+            span = self.ctx.queue_settings.of(command.type).span
+            if span > 1:  # a sharded queue: its type-created partitions, merged
+                shards = (keys.TYPE_INDEX, "TPK", keys.type_partitions(command.type, span))
+                return self._list_merged(command, scope, low, high, shards, kept)
         if owner is not None:
             index, partition_attr, partition = keys.OWNER_INDEX, "OPK", keys.owner_partition(owner)
         elif command.type is not None and command.ref_id is not None:
@@ -141,14 +147,16 @@ class Listing:
         )
         return Page([Job.from_item(i) for i in page.data], page.next_cursor)
 
-    def _list_all(self, principal: Principal, command: ListJobs, scope: str, low: str | None, high: str | None,
-                  now: datetime) -> Page[Job]:  # fmt: skip
-        """No owner or type: the newest keys of each all-created partition, merged newest first,
-        then the jobs themselves (one BatchGetItem). The cursor is the last CSK looked at: the
-        next page reads below it."""
+    def _list_merged(self, command: ListJobs, scope: str, low: str | None, high: str | None,
+                     where: tuple[str, str, list[str]], kept: Callable[[Item], bool]) -> Page[Job]:  # fmt: skip
+        """A listing over several partitions of an index (`where`: the index, its partition
+        attribute, the partitions): all-created (no owner or type) or a sharded queue's
+        type-created. The newest keys of each partition, merged newest first, then the jobs
+        themselves (one BatchGetItem). The cursor is the last CSK looked at: the next page
+        reads below it."""
+        index, attribute, partitions = where
         after = str(open_cursor(self.ctx.cursor_key(), scope, command.cursor).get("CSK", "")) if command.cursor else None
         upper = min(high, after) if high and after else (after or high)
-        kept = _listed(principal, now, state=command.state, ref_id=command.ref_id)
         found: list[Item] = []
         looked_total = 0
         while True:
@@ -156,12 +164,12 @@ class Listing:
                 return Page([Job.from_item(i) for i in found], None)
             room = command.limit - len(found)
             candidates: list[Item] = []
-            for partition in keys.all_partitions():
+            for partition in partitions:
                 e = Expr()
-                condition = f"{e.n('APK')} = {e.v(partition)}" + _created_range(e, low, upper)
+                condition = f"{e.n(attribute)} = {e.v(partition)}" + _created_range(e, low, upper)
                 # room + 2: the item at the cursor itself comes back (the bound is inclusive)
                 # and is dropped; one more beyond the page says whether more exist.
-                items, _ = self.ctx.store.query(condition, e, index=keys.ALL_INDEX, limit=room + 2, forward=False)
+                items, _ = self.ctx.store.query(condition, e, index=index, limit=room + 2, forward=False)
                 candidates += [i for i in items if i["CSK"] != after]
             candidates.sort(key=lambda i: str(i["CSK"]), reverse=True)
             looked = candidates[:room]
@@ -184,7 +192,10 @@ class Listing:
         now = self.ctx.clock.now()
         bound = keys.visible_key(to_iso(now), keys.KEY_HIGH)
         scope = f"queue-jobs|{command.type}|{command.include_leased}|{principal.sub}"
-        partitions = [keys.queue_partition(command.type, level) for level in self.ctx.queue_settings.of(command.type).levels]
+        settings = self.ctx.queue_settings.of(command.type)
+        if settings.span > 1:
+            return self._sharded_queue_jobs(command, scope, settings.levels, settings.span, now)
+        partitions = [keys.queue_partition(command.type, level) for level in settings.levels]
         # A cursor is where the next page starts: a start key of the queue index, or only the
         # QPK of the level to start from the beginning of.
         resume = open_cursor(self.ctx.cursor_key(), scope, command.cursor) if command.cursor else None
@@ -214,11 +225,57 @@ class Listing:
             if len(found) >= command.limit:
                 next_resume = {"QPK": partitions[at + 1]} if at + 1 < len(partitions) else None
                 break
+        return self._queue_page(scope, found, next_resume, now)
+
+    def _queue_page(self, scope: str, found: list[Item], next_resume: Item | None, now: datetime) -> Page[Job]:
         # The queue index holds only what claims need: fetch the jobs themselves.
         by_id = {i["id"]: i for i in self.ctx.store.batch_get([keys.job_key(str(i["id"])) for i in found])} if found else {}
         jobs = [visible(by_id.get(i["id"]), now) for i in found]
         next_cursor = seal(self.ctx.cursor_key(), scope, next_resume) if next_resume else None
         return Page([j for j in jobs if j is not None], next_cursor)
+
+    def _sharded_queue_jobs(self, command: ListQueueJobs, scope: str, levels: tuple[int, ...], span: int,
+                            now: datetime) -> Page[Job]:  # fmt: skip
+        """queue_jobs of a sharded queue: each level's shards merged by when their jobs became
+        claimable (one Query per shard of each level the page spans). The cursor is the level
+        and the last QSK taken: the next page reads after it."""
+        resume = open_cursor(self.ctx.cursor_key(), scope, command.cursor) if command.cursor else None
+        if resume is not None and resume.get("level") not in levels:
+            raise InvalidRequest.fields({"cursor": "not a cursor of this listing"})
+        bound = keys.visible_key(to_iso(now), keys.KEY_HIGH)
+        after = str(resume["QSK"]) if resume and resume.get("QSK") else None
+        first = levels.index(int(resume["level"])) if resume else 0
+        found: list[Item] = []
+        for at, level in enumerate(levels[first:], start=first):
+            room = command.limit - len(found)
+            candidates: list[Item] = []
+            more = False
+            for shard in range(span):
+                e = Expr()
+                condition = f"{e.n('QPK')} = {e.v(keys.queue_partition(command.type, level, shard))}"
+                filters = [_not_expired(e, now)]
+                if command.include_leased:
+                    filters.append(f"({e.n('QSK')} <= {e.v(bound)} OR {e.n('state')} = {e.v(JobState.RUNNING.value)})")
+                    condition += f" AND {e.n('QSK')} > {e.v(after)}" if after else ""
+                elif after and after > bound:
+                    continue
+                elif after:
+                    condition += f" AND {e.n('QSK')} BETWEEN {e.v(after)} AND {e.v(bound)}"
+                else:
+                    condition += f" AND {e.n('QSK')} <= {e.v(bound)}"
+                items, next_start = self.ctx.store.page(condition, e, index=keys.QUEUE_INDEX, limit=room + 1,
+                                                        filter_expression=" AND ".join(filters))  # fmt: skip
+                candidates += [i for i in items if i["QSK"] != after]
+                more = more or next_start is not None
+            candidates.sort(key=lambda i: str(i["QSK"]))
+            found += candidates[:room]
+            after = None
+            if more or len(candidates) > room:
+                return self._queue_page(scope, found, {"level": level, "QSK": str(found[-1]["QSK"])}, now)
+            if len(found) >= command.limit:
+                following = {"level": levels[at + 1]} if at + 1 < len(levels) else None
+                return self._queue_page(scope, found, following, now)
+        return self._queue_page(scope, found, None, now)
 
 
 def _listed(principal: Principal, now: datetime, *, state: str | None = None, job_type: str | None = None,

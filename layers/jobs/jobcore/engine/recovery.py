@@ -160,36 +160,44 @@ class Recovery:
         states = list(command.states)
         if resume is not None and resume.get("state") in states:  # where the last call stopped
             states = states[states.index(str(resume["state"])) :]
+        else:
+            resume = None
+        span = self.ctx.queue_settings.of(command.type).span
         for state in states:
-            # The key of the last job examined: the next Query (or call) reads on after it.
-            after: Item | None = resume.get("key") if resume is not None and resume.get("state") == state else None
-            e = Expr()
-            prefix = keys.ended_prefix(state, command.error_code if state == JobState.ERROR.value else None)
-            condition = (f"{e.n('TPK')} = {e.v(keys.type_partition(command.type))} AND "
-                         f"begins_with({e.n('ESK')}, {e.v(prefix)})")  # fmt: skip
-            ended_before = f"{e.n('completed')} <= {e.v(started)}"
-            while True:
-                if budget <= 0 or _out_of_time(time_left_ms):
-                    self._save_run(run_key, started, {"state": state, "key": after}, now)
-                    return Redriven(retried, skipped, True)
-                found, next_start = self.ctx.store.query(condition, e, index=keys.ENDED_INDEX, limit=budget,
-                                                         start_key=after, filter_expression=ended_before)  # fmt: skip
-                for entry in found:
+            # A run that stopped in this state goes on in the shard it stopped in (a run saved
+            # before queues had shards names none: shard 0).
+            first_shard = int(resume.get("shard", 0)) if resume is not None and resume.get("state") == state else 0
+            for shard in range(min(first_shard, span), span):
+                # The key of the last job examined: the next Query (or call) reads on after it.
+                resuming = resume is not None and resume.get("state") == state and shard == first_shard
+                after: Item | None = resume.get("key") if resume is not None and resuming else None
+                e = Expr()
+                prefix = keys.ended_prefix(state, command.error_code if state == JobState.ERROR.value else None)
+                condition = (f"{e.n('TPK')} = {e.v(keys.type_partition(command.type, shard))} AND "
+                             f"begins_with({e.n('ESK')}, {e.v(prefix)})")  # fmt: skip
+                ended_before = f"{e.n('completed')} <= {e.v(started)}"
+                while True:
                     if budget <= 0 or _out_of_time(time_left_ms):
-                        break
-                    budget -= 1
-                    try:
-                        self._requeue(entry, now, read_back=False)
-                        retried += 1
-                    except (Duplicate, Refused, NotFound, ServiceUnavailable):
-                        skipped += 1  # changed since it was read, or its ref_id is taken
-                    after = {name: entry[name] for name in keys.INDEX_KEYS[keys.ENDED_INDEX]}
-                else:
-                    if next_start is None:
-                        break  # this state is done
-                    after = next_start
-                    if not found:
-                        budget -= 1  # a page of jobs that ended after the run began counts too
+                        self._save_run(run_key, started, {"state": state, "shard": shard, "key": after}, now)
+                        return Redriven(retried, skipped, True)
+                    found, next_start = self.ctx.store.query(condition, e, index=keys.ENDED_INDEX, limit=budget,
+                                                             start_key=after, filter_expression=ended_before)  # fmt: skip
+                    for entry in found:
+                        if budget <= 0 or _out_of_time(time_left_ms):
+                            break
+                        budget -= 1
+                        try:
+                            self._requeue(entry, now, read_back=False)
+                            retried += 1
+                        except (Duplicate, Refused, NotFound, ServiceUnavailable):
+                            skipped += 1  # changed since it was read, or its ref_id is taken
+                        after = {name: entry[name] for name in keys.INDEX_KEYS[keys.ENDED_INDEX]}
+                    else:
+                        if next_start is None:
+                            break  # this shard of this state is done
+                        after = next_start
+                        if not found:
+                            budget -= 1  # a page of jobs that ended after the run began counts too
         self.ctx.store.delete(run_key)
         return Redriven(retried, skipped, False)
 
@@ -202,36 +210,43 @@ class Recovery:
         require_queue(principal, command.type)
         now = self.ctx.clock.now()
         run_key, started, start = self._open_run("purge", f"{command.type}|{command.state or ''}", now)
-        e = Expr()
-        condition = (f"{e.n('TPK')} = {e.v(keys.type_partition(command.type))} AND "
-                     f"{e.n('CSK')} <= {e.v(keys.created_key(started, keys.KEY_HIGH))}")  # fmt: skip
+        span = self.ctx.queue_settings.of(command.type).span
+        # A run goes on in the shard it stopped in: the TPK of its start key names it (a key of
+        # only TPK: that shard from its start).
+        shard = keys.shard_of_partition(str(start["TPK"])) if start and "TPK" in start else 0
+        after = start if start and len(start) > 1 else None
         deleted = read = 0
-        after = start
-        while True:
-            if deleted >= budget or read >= PURGE_READS or _out_of_time(time_left_ms):
-                self._save_run(run_key, started, after or {}, now)
-                return Purged(deleted, True)
-            limit = min(budget - deleted, PURGE_READS - read, 500)
-            # The index holds keys only. Without a state, a delete's condition alone spares the
-            # few running jobs; with one, reading the jobs first (a read costs a tenth of the
-            # failed conditional delete it saves) skips those of other states.
-            victims, next_start = self.ctx.store.query(condition, e, index=keys.TYPE_INDEX, limit=limit, start_key=after)
-            read += limit if next_start is not None else len(victims)
-            states = self._states_of(victims) if command.state is not None else {}
-            for victim in victims:
-                if _out_of_time(time_left_ms):
-                    break
-                job_id = keys.job_id_of(str(victim["PK"]))
-                if (command.state is None or states.get(job_id) == command.state) and self._delete_unless_running(
-                    job_id, command.state
-                ):
-                    deleted += 1
-                after = {name: victim[name] for name in keys.INDEX_KEYS[keys.TYPE_INDEX]}
-            else:
-                if next_start is None:
-                    self.ctx.store.delete(run_key)
-                    return Purged(deleted, False)
-                after = next_start
+        while shard < span:
+            e = Expr()
+            condition = (f"{e.n('TPK')} = {e.v(keys.type_partition(command.type, shard))} AND "
+                         f"{e.n('CSK')} <= {e.v(keys.created_key(started, keys.KEY_HIGH))}")  # fmt: skip
+            while True:
+                if deleted >= budget or read >= PURGE_READS or _out_of_time(time_left_ms):
+                    self._save_run(run_key, started, after or {"TPK": keys.type_partition(command.type, shard)}, now)
+                    return Purged(deleted, True)
+                limit = min(budget - deleted, PURGE_READS - read, 500)
+                # The index holds keys only. Without a state, a delete's condition alone spares the
+                # few running jobs; with one, reading the jobs first (a read costs a tenth of the
+                # failed conditional delete it saves) skips those of other states.
+                victims, next_start = self.ctx.store.query(condition, e, index=keys.TYPE_INDEX, limit=limit, start_key=after)
+                read += limit if next_start is not None else len(victims)
+                states = self._states_of(victims) if command.state is not None else {}
+                for victim in victims:
+                    if _out_of_time(time_left_ms):
+                        break
+                    job_id = keys.job_id_of(str(victim["PK"]))
+                    if (command.state is None or states.get(job_id) == command.state) and self._delete_unless_running(
+                        job_id, command.state
+                    ):
+                        deleted += 1
+                    after = {name: victim[name] for name in keys.INDEX_KEYS[keys.TYPE_INDEX]}
+                else:
+                    if next_start is None:
+                        break  # this shard is done
+                    after = next_start
+            shard, after = shard + 1, None
+        self.ctx.store.delete(run_key)
+        return Purged(deleted, False)
 
     def _states_of(self, victims: list[Item]) -> dict[str, str]:
         found = self.ctx.store.batch_get(({"PK": str(v["PK"]), "SK": str(v["SK"])} for v in victims), consistent=False)
