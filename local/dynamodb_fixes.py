@@ -53,8 +53,9 @@ grows without bound and slows down with the table (measured with moto 5.2.5, DES
    Module: ``dynamodb_fixes_compact``.
 
 ``install()`` applies them (idempotent); ``uninstall()`` restores moto as it was (the
-tests compare both on the same requests). Everything here runs under the embedded
-server's lock, one request at a time.
+tests compare both on the same requests). Every request to DynamoDB or its streams runs
+under one lock of the fixes (``_settings.request_lock``): the embedded server is serial
+anyway, but in-process moto is called from many threads at once.
 
 This module is the fixes' interface (what the local cloud and the tests call) and the
 patch table; each fix lives in a sibling module ``dynamodb_fixes_<family>.py`` (sibling
@@ -78,6 +79,7 @@ from moto.dynamodb.parsing.ast_nodes import DepthFirstTraverser  # type: ignore[
 from moto.dynamodb.parsing.expressions import UpdateExpressionParser  # type: ignore[attr-defined]
 from moto.dynamodb.responses import DynamoHandler, DynamoResult
 from moto.dynamodbstreams import models as streams_models
+from moto.dynamodbstreams.responses import DynamoDBStreamsHandler
 
 from . import (
     dynamodb_fixes_answers,
@@ -99,7 +101,7 @@ from .dynamodb_fixes_answers import (
     _traverse,
     _validator_deepcopy,
 )
-from .dynamodb_fixes_common import DEFAULT_STREAM_RETENTION_S, _settings
+from .dynamodb_fixes_common import DEFAULT_STREAM_RETENTION_S, _one_request_at_a_time, _settings
 from .dynamodb_fixes_ordering import _backend_update_item, _order, _table_delete_item, _table_get_item, _table_put_item
 from .dynamodb_fixes_queries import MAX_ITEM_BYTES, RESULT_SIZE_LIMIT, _all_items, _narrowed, _query_candidates, _scan_candidates
 from .dynamodb_fixes_streams import (
@@ -141,6 +143,8 @@ _select = dynamodb_fixes_queries._select
 # install / uninstall
 # ==========================================================================================
 _PATCHES: list[tuple[Any, str, Any]] = [
+    (DynamoHandler, "call_action", _one_request_at_a_time(DynamoHandler)),
+    (DynamoDBStreamsHandler, "call_action", _one_request_at_a_time(DynamoDBStreamsHandler)),
     (Table, "all_items", _all_items),
     # A Query, and a Scan page of the table itself, start at their start key, not the first item.
     (Table, "query", _narrowed("query", _query_candidates)),

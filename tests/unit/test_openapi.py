@@ -66,6 +66,18 @@ def test_error_codes_match_the_engine(spec):
     assert set(schemas["ErrorCode"]["enum"]) == set(errors.ERRORS_BY_CODE) | {"internal_error"}
 
 
+def test_every_error_class_of_the_engine_is_listed_by_its_code():
+    """A new error class left out of ERRORS_BY_CODE would be missing from that check."""
+    found: set[type[errors.JobsError]] = set()
+    todo = [errors.JobsError]
+    while todo:
+        for sub in todo.pop().__subclasses__():
+            found.add(sub)
+            todo.append(sub)
+    bases = {errors.Conflict}  # a family's base, never raised itself
+    assert {cls.code: cls for cls in found - bases} == errors.ERRORS_BY_CODE
+
+
 @pytest.mark.parametrize(
     ("schema_name", "fields"),
     [

@@ -166,6 +166,7 @@ ERRORS_BY_CODE: dict[str, type[JobsError]] = {
         NotRetryable,
         Duplicate,
         QueuePaused,
+        FifoSharded,
         BatchConflict,
         PayloadTooLarge,
         Throttled,
