@@ -64,10 +64,14 @@ def test_stream_and_ttl(template):
 def test_layer_builds_the_domain_package_with_python311(template):
     layer = template["Resources"]["JobsLayer"]
     assert layer["Type"] == "AWS::Serverless::LayerVersion"
-    assert layer["Metadata"]["BuildMethod"] == "python3.11"
+    assert layer["Metadata"]["BuildMethod"] == "makefile"
     content = PROJECT_ROOT / layer["Properties"]["ContentUri"]
     assert (content / "jobcore" / "__init__.py").is_file()
     assert (content / "requirements.txt").is_file()
+    recipe = (content / "Makefile").read_text()
+    assert "build-JobsLayer:" in recipe and "--requirement requirements.txt" in recipe
+    assert "--python-version 3.11" in recipe and "manylinux2014_aarch64" in recipe  # the layer's runtime
+    assert "--invalidation-mode unchecked-hash" in recipe  # bytecode Lambda loads without the source
     assert layer["Properties"]["CompatibleRuntimes"] == ["python3.11"]
     assert template["Globals"]["Function"]["Runtime"] == "python3.11"
 
