@@ -24,7 +24,7 @@ import subprocess
 import sys
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 from report import write_section
 
@@ -51,12 +51,14 @@ FAMILY_MODULES = {"creating": "creating", "leasing": "leasing", "progress": "pro
 PARTS = {"engine": "jobcore.engine", "subscriptions": "jobcore.live.subscriptions", "fan_out": "jobcore.live.delivery"}
 ENTRY_MODULES = ("stream", "scheduler", "websocket")
 # CPU time of the importing process: what a cold start spends, less the noise of other
-# processes competing for this machine's two cores.
+# processes competing for this machine's two cores; and the pages it touched.
 TIMED = """
+import resource
 import time
+_pages = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
 _start = time.process_time()
 {code}
-print(time.process_time() - _start)
+print(time.process_time() - _start, resource.getrusage(resource.RUSAGE_SELF).ru_minflt - _pages)
 """
 
 # What a function has in Lambda that matters for imports: its environment, and no X-Ray
@@ -82,11 +84,17 @@ def compile_bytecode() -> None:
             raise SystemExit(f"could not compile {folder}")
 
 
-def measure(code: str) -> float:
+class Sample(NamedTuple):
+    cpu_s: float
+    pages: int  # minor page faults: the memory it touched, the same run after run
+
+
+def measure(code: str) -> Sample:
     result = subprocess.run(
         [sys.executable, "-c", TIMED.format(code=code)], capture_output=True, text=True, check=True, env=ENV, cwd=ROOT
     )
-    return float(result.stdout.strip().splitlines()[-1])
+    cpu_s, pages = result.stdout.strip().splitlines()[-1].split()
+    return Sample(float(cpu_s), int(pages))
 
 
 def first_call_modules(path: Path) -> list[str]:
@@ -142,7 +150,7 @@ def measure_all(functions: list[tuple[str, Path, str]], runs: int, rng: random.R
              for name, path, attribute in functions}  # fmt: skip
     for code in codes.values():
         measure(code)  # warm the OS file cache once
-    pairs: dict[str, list[tuple[float, float]]] = {name: [] for name in codes}
+    pairs: dict[str, list[tuple[Sample, Sample]]] = {name: [] for name in codes}
     for round_number in range(runs):
         order = list(codes)
         rng.shuffle(order)
@@ -157,12 +165,13 @@ def measure_all(functions: list[tuple[str, Path, str]], runs: int, rng: random.R
         print(f"round {round_number + 1}/{runs}", file=sys.stderr)
     rows = []
     for name, measured in pairs.items():
-        ratios = [handler / base for base, handler in measured]
+        ratios = [handler.cpu_s / base.cpu_s for base, handler in measured]
         low, high = median_interval(ratios)
-        rows.append({"function": name, "baseline_ms": statistics.median(b for b, _ in measured) * 1000,
-                     "handler_ms": statistics.median(h for _, h in measured) * 1000,
+        rows.append({"function": name, "baseline_ms": statistics.median(b.cpu_s for b, _ in measured) * 1000,
+                     "handler_ms": statistics.median(h.cpu_s for _, h in measured) * 1000,
                      "ratio": statistics.median(ratios), "ci_low": low, "ci_high": high,
-                     "p25": quantile(ratios, 0.25), "p75": quantile(ratios, 0.75)})  # fmt: skip
+                     "p25": quantile(ratios, 0.25), "p75": quantile(ratios, 0.75),
+                     "pages": statistics.median(h.pages / b.pages for b, h in measured)})  # fmt: skip
     return sorted(rows, key=lambda r: str(r["function"]))
 
 
@@ -199,11 +208,14 @@ def write_report(out: Path, repeats: list[list[dict[str, Any]]], runs: int) -> N
         "spread of the pairs (25th-75th percentile); runs agree when their intervals overlap. Target: every",
         "handler within 1.3x of the baseline, in every measurement. The dev venv's boto3 also loads awscrt",
         "and pyOpenSSL (pulled in by moto), which Lambda's does not: both sides carry that weight alike.",
+        "The last column counts memory instead of time: the pages each side touched (minor page faults),",
+        "handler over baseline, median of the first measurement's pairs; unlike CPU time it comes out",
+        "the same run after run (`tests/unit/test_handler_pages.py` asserts it for four routes).",
         "",
         "| function | baseline ms | handler ms | "
         + " | ".join(f"ratio, run {i + 1} [95% CI] (p25-p75)" for i in range(n))
-        + " | runs agree |",
-        "|---|---:|---:|" + "---|" * n + "---|",
+        + " | runs agree | pages |",
+        "|---|---:|---:|" + "---|" * n + "---|---:|",
     ]
     for at, first in enumerate(repeats[0]):
         same = [rows[at] for rows in repeats]
@@ -211,7 +223,7 @@ def write_report(out: Path, repeats: list[list[dict[str, Any]]], runs: int) -> N
         # Runs agree when their 95% intervals of the median overlap.
         agree = max(float(r["ci_low"]) for r in same) <= min(float(r["ci_high"]) for r in same)
         lines.append(f"| {first['function']} | {first['baseline_ms']:.0f} | {first['handler_ms']:.0f} | "
-                     + " | ".join(cells) + f" | {'yes' if agree else 'no'} |")  # fmt: skip
+                     + " | ".join(cells) + f" | {'yes' if agree else 'no'} | {first['pages']:.2f} |")  # fmt: skip
     worst = [max(float(r["ratio"]) for r in rows) for rows in repeats]
     worst_high = max(float(r["ci_high"]) for rows in repeats for r in rows)
     lines += ["", "Worst ratio: " + ", ".join(f"**{w:.2f}**" for w in worst)
