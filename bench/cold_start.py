@@ -13,34 +13,22 @@ docs/benchmarks.md. Run it on a quiet machine (about 12 minutes with the default
 from __future__ import annotations
 
 import argparse
-import compileall
 import json
 import math
-import os
 import random
 import re
 import statistics
-import subprocess
 import sys
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, NamedTuple
+from typing import Any
 
 from report import write_section
 
 ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))  # the measurement itself is shared with tests/unit/test_handler_pages.py
+from tests.support.imports import BASELINE, Sample, compile_bytecode, handler_code, measure  # noqa: E402
 
-BASELINE = "import boto3\nfrom aws_lambda_powertools import Logger\nLogger()"
-HANDLER = """
-import importlib
-import importlib.util
-spec = importlib.util.spec_from_file_location("handler_module", {path!r})
-module = importlib.util.module_from_spec(spec)
-spec.loader.exec_module(module)
-assert callable(module.{attribute})
-for name in {first_call!r}:
-    importlib.import_module(name)
-"""
 # The engine's families, and the live parts, are imported on a container's first call (see
 # jobcore/engine/__init__.py, jobcore/wiring.py): a cold start pays for those its route uses,
 # so they are imported here too. Which: the families and parts the handler's source names,
@@ -50,51 +38,6 @@ FAMILY_MODULES = {"creating": "creating", "leasing": "leasing", "progress": "pro
                   "counting": "counting", "message_log": "message_log", "schedules": "schedules"}  # fmt: skip
 PARTS = {"engine": "jobcore.engine", "subscriptions": "jobcore.live.subscriptions", "fan_out": "jobcore.live.delivery"}
 ENTRY_MODULES = ("stream", "scheduler", "websocket")
-# CPU time of the importing process: what a cold start spends, less the noise of other
-# processes competing for this machine's two cores; and the pages it touched.
-TIMED = """
-import resource
-import time
-_pages = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
-_start = time.process_time()
-{code}
-print(time.process_time() - _start, resource.getrusage(resource.RUSAGE_SELF).ru_minflt - _pages)
-"""
-
-# What a function has in Lambda that matters for imports: its environment, and no X-Ray
-# daemon address unless tracing is really on.
-ENV = {
-    **os.environ,
-    "AWS_DEFAULT_REGION": "us-east-1",
-    "JOBS_TABLE_NAME": "jobs",
-    "POWERTOOLS_SERVICE_NAME": "jobs",
-    "POWERTOOLS_METRICS_NAMESPACE": "Jobs",
-    # Every module is loaded from bytecode compiled before the measurements (compile_bytecode),
-    # as the layer ships it; nothing is written while measuring.
-    "PYTHONDONTWRITEBYTECODE": "1",
-}
-
-
-def compile_bytecode() -> None:
-    """jobcore and the handlers as bytecode, as Lambda loads them from the layer (its build,
-    layers/jobs/Makefile, compiles them ahead): a measurement that compiled a module from
-    source would time the compiler, not the import. The venv's packages were compiled by pip."""
-    for folder in (ROOT / "layers" / "jobs" / "jobcore", ROOT / "functions"):
-        if not compileall.compile_dir(folder, quiet=1):
-            raise SystemExit(f"could not compile {folder}")
-
-
-class Sample(NamedTuple):
-    cpu_s: float
-    pages: int  # minor page faults: the memory it touched, the same run after run
-
-
-def measure(code: str) -> Sample:
-    result = subprocess.run(
-        [sys.executable, "-c", TIMED.format(code=code)], capture_output=True, text=True, check=True, env=ENV, cwd=ROOT
-    )
-    cpu_s, pages = result.stdout.strip().splitlines()[-1].split()
-    return Sample(float(cpu_s), int(pages))
 
 
 def first_call_modules(path: Path) -> list[str]:
@@ -114,7 +57,6 @@ def first_call_modules(path: Path) -> list[str]:
 
 
 def handlers() -> list[tuple[str, Path, str]]:
-    sys.path.insert(0, str(ROOT))
     from localcloud.functions import functions
     from localcloud.template import load_template
 
@@ -146,8 +88,7 @@ def measure_all(functions: list[tuple[str, Path, str]], runs: int, rng: random.R
     """`runs` rounds; in each, every function once in a shuffled order, each as a pair
     (baseline, handler) run back to back: noise of the machine (another process, a frequency
     step) hits a pair's two sides alike, and drifts over the rounds hit every function alike."""
-    codes = {name: HANDLER.format(path=str(path), attribute=attribute, first_call=first_call_modules(path))
-             for name, path, attribute in functions}  # fmt: skip
+    codes = {name: handler_code(path, attribute, first_call_modules(path)) for name, path, attribute in functions}
     for code in codes.values():
         measure(code)  # warm the OS file cache once
     pairs: dict[str, list[tuple[Sample, Sample]]] = {name: [] for name in codes}

@@ -12,10 +12,7 @@ from collections.abc import Callable
 from dataclasses import asdict
 from typing import Any
 
-# boto3 first, at a shallow call depth. Imported deep inside jobcore's own imports, botocore's
-# import kept crossing a boundary of CPython 3.11's frame-stack chunks, which maps and unmaps
-# a chunk at every crossing (python/cpython#142183, fixed in 3.13): 800-1,600 more page
-# faults and 15-25 ms of a cold start. tests/unit/test_handler_pages.py holds it.
+# boto3 first, at a shallow call depth: why in jobcore/http.py.
 import boto3  # noqa: F401
 
 from .observability import flush_metrics, logger, metrics_counter
