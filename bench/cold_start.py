@@ -18,7 +18,10 @@ import math
 import random
 import re
 import statistics
+import subprocess
 import sys
+import tempfile
+from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -27,7 +30,15 @@ from report import write_section
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))  # the measurement itself is shared with tests/unit/test_handler_pages.py
-from tests.support.imports import BASELINE, Sample, compile_bytecode, handler_code, measure  # noqa: E402
+from tests.support.imports import (  # noqa: E402
+    BASELINE,
+    Sample,
+    compile_bytecode,
+    count_instructions,
+    handler_code,
+    measure,
+    valgrind,
+)
 
 # The engine's families, and the live parts, are imported on a container's first call (see
 # jobcore/engine/__init__.py, jobcore/wiring.py): a cold start pays for those its route uses,
@@ -116,30 +127,74 @@ def measure_all(functions: list[tuple[str, Path, str]], runs: int, rng: random.R
     return sorted(rows, key=lambda r: str(r["function"]))
 
 
+def instruction_ratios(functions: list[tuple[str, Path, str]], tree: Path = ROOT, pythonpath: str | None = None,
+                       ) -> dict[str, float]:  # fmt: skip
+    """Each handler's instructions over the baseline's, counted once each by callgrind (the
+    count does not move from run to run, so once is enough); two at a time, one per core.
+    Run apart from the timed rounds, which they would disturb. `tree`: another checkout's
+    handlers, with its packages first on `pythonpath`."""
+    codes = {}
+    for name, path, attribute in functions:
+        there = tree / path.relative_to(ROOT)
+        if there.exists():
+            codes[name] = handler_code(there, attribute, first_call_modules(there))
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        baseline = pool.submit(count_instructions, BASELINE)
+        counts = dict(zip(codes, pool.map(lambda code: count_instructions(code, pythonpath), codes.values()), strict=True))
+        return {name: count / baseline.result() for name, count in counts.items()}
+
+
+def instruction_ratios_at(rev: str, functions: list[tuple[str, Path, str]]) -> dict[str, float]:
+    """The same counts for the handlers of an earlier commit, checked out in a git worktree,
+    its own jobcore first on the path: "fewer" as a ratio measured in the same run."""
+    with tempfile.TemporaryDirectory() as folder:
+        tree = Path(folder) / "tree"
+        subprocess.run(["git", "worktree", "add", "--detach", str(tree), rev], cwd=ROOT, check=True, capture_output=True)
+        try:
+            compile_bytecode(tree)
+            packages = Path(folder) / "packages"
+            packages.mkdir()
+            (packages / "jobcore").symlink_to(tree / "layers" / "jobs" / "jobcore")
+            return instruction_ratios(functions, tree, str(packages))
+        finally:
+            subprocess.run(["git", "worktree", "remove", "--force", str(tree)], cwd=ROOT, check=True, capture_output=True)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--runs", type=int, default=25, help="pairs per function in each measurement")
     parser.add_argument("--repeat", type=int, default=2, help="independent measurements, to show they agree")
     parser.add_argument("--out", type=Path, default=ROOT / "docs" / "benchmarks.md")
+    parser.add_argument("--no-instructions", action="store_true", help="skip the instruction counts (valgrind)")
+    parser.add_argument("--instructions-before", metavar="REV", help="count the handlers of this commit too")
     args = parser.parse_args()
     compile_bytecode()
     measure(BASELINE)
     functions = handlers()
     repeats = [measure_all(functions, args.runs, random.Random(seed)) for seed in range(args.repeat)]
+    if not args.no_instructions and valgrind() is None:
+        print("valgrind is not installed: no instruction counts", file=sys.stderr)
+    counting = not args.no_instructions and valgrind() is not None
+    instructions = instruction_ratios(functions) if counting else {}
+    before = instruction_ratios_at(args.instructions_before, functions) if counting and args.instructions_before else {}
+    for row in repeats[0]:
+        row["instructions"] = instructions.get(str(row["function"]))
+        row["instructions_before"] = before.get(str(row["function"]))
     for rows in repeats:
         for r in rows:
             print(f"{r['function']:28s} baseline {r['baseline_ms']:6.1f} ms  handler {r['handler_ms']:6.1f} ms  "
                   f"x{r['ratio']:.2f} [{r['ci_low']:.2f}, {r['ci_high']:.2f}]")  # fmt: skip
-    write_report(args.out, repeats, args.runs)
+    write_report(args.out, repeats, args.runs, args.instructions_before if before else None)
     print(json.dumps({"worst_ratio": [max(float(r["ratio"]) for r in rows) for rows in repeats]}))
 
 
-def write_report(out: Path, repeats: list[list[dict[str, Any]]], runs: int) -> None:
+def write_report(out: Path, repeats: list[list[dict[str, Any]]], runs: int, before_rev: str | None) -> None:
     n = len(repeats)
+    command = f"bench/cold_start.py --runs {runs} --repeat {n}" + (f" --instructions-before {before_rev}" if before_rev else "")
     lines = [
         "## Cold start: handler import time",
         "",
-        f"Measured {datetime.now(UTC):%Y-%m-%d} by `bench/cold_start.py --runs {runs} --repeat {n}`: CPU time of",
+        f"Measured {datetime.now(UTC):%Y-%m-%d} by `{command}`: CPU time of",
         "the import in a fresh interpreter, as a new Lambda container does, against a baseline (`import boto3`",
         "plus a powertools `Logger()`), including the modules the route's first call imports. Every module",
         "is loaded from bytecode compiled beforehand, as the layer ships it (`layers/jobs/Makefile`).",
@@ -151,25 +206,39 @@ def write_report(out: Path, repeats: list[list[dict[str, Any]]], runs: int) -> N
         "and pyOpenSSL (pulled in by moto), which Lambda's does not: both sides carry that weight alike.",
         "The last column counts memory instead of time: the pages each side touched (minor page faults),",
         "handler over baseline, median of the first measurement's pairs; unlike CPU time it comes out",
-        "the same run after run (`tests/unit/test_handler_pages.py` asserts it for four routes).",
+        "the same run after run (`tests/unit/test_handler_pages.py` asserts it for four routes). The",
+        "instructions column counts work instead of time: the instructions each side ran (valgrind's",
+        "callgrind, once each), handler over baseline; the same to 6 digits run after run, on any load."
+        + (f" Beside it, the same count for the handlers of commit {before_rev}, in the same run." if before_rev else ""),
         "",
         "| function | baseline ms | handler ms | "
         + " | ".join(f"ratio, run {i + 1} [95% CI] (p25-p75)" for i in range(n))
-        + " | runs agree | pages |",
-        "|---|---:|---:|" + "---|" * n + "---|---:|",
+        + " | runs agree | pages | instructions |"
+        + (f" instructions at {before_rev} |" if before_rev else ""),
+        "|---|---:|---:|" + "---|" * n + "---|---:|---:|" + ("---:|" if before_rev else ""),
     ]
     for at, first in enumerate(repeats[0]):
         same = [rows[at] for rows in repeats]
         cells = [f"**{r['ratio']:.2f}** [{r['ci_low']:.2f}, {r['ci_high']:.2f}] ({r['p25']:.2f}-{r['p75']:.2f})" for r in same]
         # Runs agree when their 95% intervals of the median overlap.
         agree = max(float(r["ci_low"]) for r in same) <= min(float(r["ci_high"]) for r in same)
+        counts = f"{first['pages']:.2f} | {_ratio(first['instructions'])}"
+        counts += f" | {_ratio(first['instructions_before'])}" if before_rev else ""
         lines.append(f"| {first['function']} | {first['baseline_ms']:.0f} | {first['handler_ms']:.0f} | "
-                     + " | ".join(cells) + f" | {'yes' if agree else 'no'} | {first['pages']:.2f} |")  # fmt: skip
+                     + " | ".join(cells) + f" | {'yes' if agree else 'no'} | {counts} |")  # fmt: skip
     worst = [max(float(r["ratio"]) for r in rows) for rows in repeats]
     worst_high = max(float(r["ci_high"]) for rows in repeats for r in rows)
     lines += ["", "Worst ratio: " + ", ".join(f"**{w:.2f}**" for w in worst)
               + f" (run by run); the highest upper bound of any 95% interval: {worst_high:.2f}."]  # fmt: skip
+    for key, what in (("instructions", "this code"), ("instructions_before", f"at {before_rev}")):
+        counted = [float(r[key]) for r in repeats[0] if r.get(key) is not None]
+        if counted:
+            lines += [f"Instructions over the baseline's, {what}: {min(counted):.2f}-**{max(counted):.2f}**x."]
     write_section(out, "cold-start", lines)
+
+
+def _ratio(value: object) -> str:
+    return "-" if value is None else f"{float(str(value)):.2f}"
 
 
 if __name__ == "__main__":

@@ -7,8 +7,11 @@ from __future__ import annotations
 
 import compileall
 import os
+import re
+import shutil
 import subprocess
 import sys
+import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 from typing import NamedTuple
@@ -61,11 +64,11 @@ def handler_code(path: Path, attribute: str, first_call: Sequence[str] = ()) -> 
     return _HANDLER.format(path=str(path), attribute=attribute, first_call=list(first_call))
 
 
-def compile_bytecode() -> None:
+def compile_bytecode(tree: Path = ROOT) -> None:
     """jobcore and the handlers as bytecode, as Lambda loads them from the layer (its build,
     layers/jobs/Makefile, compiles them ahead): a measurement that compiled a module from
     source would time the compiler, not the import. The venv's packages were compiled by pip."""
-    for folder in (ROOT / "layers" / "jobs" / "jobcore", ROOT / "functions"):
+    for folder in (tree / "layers" / "jobs" / "jobcore", tree / "functions"):
         if not compileall.compile_dir(folder, quiet=1):
             raise RuntimeError(f"could not compile {folder}")
 
@@ -75,3 +78,25 @@ def measure(code: str) -> Sample:
                             check=True, env=ENV, cwd=ROOT, timeout=120)  # fmt: skip
     cpu_s, pages = result.stdout.strip().splitlines()[-1].split()
     return Sample(float(cpu_s), int(pages))
+
+
+def valgrind() -> str | None:
+    return shutil.which("valgrind")
+
+
+def count_instructions(code: str, pythonpath: str | None = None) -> int:
+    """The instructions a fresh interpreter runs for `code`, counted by valgrind's callgrind:
+    unlike CPU time, the same to a few hundred in 700 million run after run, however loaded the
+    machine (the hash seed is fixed: it decides how dicts and sets iterate). `pythonpath` puts
+    another tree's packages first (bench/cold_start.py counts an earlier commit's handlers)."""
+    tool = valgrind()
+    if tool is None:
+        raise RuntimeError("valgrind is not installed")
+    env = {**ENV, "PYTHONHASHSEED": "0"} | ({"PYTHONPATH": pythonpath} if pythonpath else {})
+    with tempfile.TemporaryDirectory() as folder:
+        result = subprocess.run([tool, "--tool=callgrind", f"--callgrind-out-file={folder}/out", sys.executable, "-c", code],
+                                capture_output=True, text=True, check=True, env=env, cwd=ROOT, timeout=600)  # fmt: skip
+    collected = re.search(r"Collected : (\d+)", result.stderr)
+    if collected is None:
+        raise RuntimeError(f"callgrind printed no count: {result.stderr[-500:]}")
+    return int(collected.group(1))

@@ -7,10 +7,10 @@ what API.md says.
 from __future__ import annotations
 
 import random
-from dataclasses import replace
 from datetime import timedelta
 
 import pytest
+from msgspec.structs import replace
 
 from jobcore.clock import to_iso
 from jobcore.engine import Engine

@@ -72,7 +72,7 @@ def test_the_connections_table_has_the_index_the_fan_out_queries_and_a_ttl(templ
     (index,) = table["GlobalSecondaryIndexes"]
     assert index["IndexName"] == live.TOPIC_INDEX
     assert [k["AttributeName"] for k in index["KeySchema"]] == ["topic", "PK"]
-    assert set(index["Projection"]["NonKeyAttributes"]) == set(live.Subscriber.__dataclass_fields__) | {"expires_at"}
+    assert set(index["Projection"]["NonKeyAttributes"]) == set(live.Subscriber.__struct_fields__) | {"expires_at"}
     assert table["TimeToLiveSpecification"] == {"AttributeName": "expires_at", "Enabled": True}
 
 

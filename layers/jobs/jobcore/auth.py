@@ -10,8 +10,9 @@ from __future__ import annotations
 import json
 import re
 import time
-from dataclasses import dataclass
 from typing import Any
+
+from msgspec import Struct
 
 from .errors import Unauthorized
 from .model import Principal, Role
@@ -22,8 +23,7 @@ MAX_SCOPED_QUEUES = 50
 QUEUE_PATTERN = re.compile(r"[A-Za-z0-9_.:@+=-]{1,256}|[A-Za-z0-9_.:@+=-]{0,255}\*")
 
 
-@dataclass(frozen=True)
-class TokenPolicy:
+class TokenPolicy(Struct, frozen=True):
     """How tokens are checked: a shared secret, a JWKS URL, or both."""
 
     secret: str | None = None

@@ -18,10 +18,11 @@ import json
 import os
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
+
+from msgspec import Struct
 
 # Flat names only: no directories, no dot-files, nothing a path could climb out of.
 ASSET_NAME = re.compile(r"^[a-z0-9][a-z0-9_-]{0,63}\.(html|js|css|svg|png|ico|txt)$")
@@ -48,8 +49,7 @@ SECURITY_HEADERS = {
 }
 
 
-@dataclass(frozen=True)
-class Asset:
+class Asset(Struct, frozen=True):
     body: bytes
     content_type: str
 

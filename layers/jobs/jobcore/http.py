@@ -18,7 +18,6 @@ import json
 import re
 import uuid
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
 # boto3 first, at a shallow call depth. Imported deep inside jobcore's own imports, botocore's
@@ -26,6 +25,7 @@ from typing import TYPE_CHECKING, Any, Generic, TypeVar
 # a chunk at every crossing (python/cpython#142183, fixed in 3.13): 800-1,600 more page
 # faults and 15-25 ms of a cold start. tests/unit/test_handler_pages.py holds it.
 import boto3  # noqa: F401
+from msgspec import Struct, field
 
 from .auth import decode_queues
 from .commands import Parts
@@ -56,15 +56,13 @@ INTERNAL_ERROR = {"error": {"code": "internal_error", "message": "internal error
 LambdaHandler = Callable[[dict[str, Any], Any], dict[str, Any]]
 
 
-@dataclass
-class Response:
+class Response(Struct):
     status: int
     body: Any = None
     headers: dict[str, str] = field(default_factory=dict)
 
 
-@dataclass(frozen=True)
-class Call(Generic[C]):
+class Call(Struct, Generic[C], frozen=True):
     """What an operation gets: the caller, its command, the engine, and the Lambda's clock."""
 
     principal: Principal

@@ -9,9 +9,10 @@ attribute.
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
+
+from msgspec import Struct, field
 
 JsonValue = Any
 
@@ -42,8 +43,7 @@ class Role(StrEnum):
     ADMIN = "admin"
 
 
-@dataclass(frozen=True)
-class Principal:
+class Principal(Struct, frozen=True):
     """Who calls: the JWT's ``sub`` and ``role``; a scoped service also its ``queues``."""
 
     sub: str
@@ -87,8 +87,7 @@ STORAGE_ONLY = frozenset(
 )  # fmt: skip
 
 
-@dataclass
-class Job:
+class Job(Struct):
     """The wire view of a job (API.md "The job")."""
 
     id: str
@@ -134,7 +133,7 @@ class Job:
     @classmethod
     def from_item(cls, item: dict[str, Any]) -> Job:
         values: dict[str, Any] = {}
-        for name in cls.__dataclass_fields__:
+        for name in cls.__struct_fields__:
             if name in item:
                 values[name] = item[name]
         for name in JSON_ATTRIBUTES:

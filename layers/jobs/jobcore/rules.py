@@ -12,8 +12,9 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
 from typing import Any
+
+from msgspec import Struct
 
 from .errors import (
     AlreadyFinished,
@@ -124,8 +125,7 @@ def _unleased(item: Item) -> None:
 
 
 # -- transitions -------------------------------------------------------------------------
-@dataclass(frozen=True)
-class Transition:
+class Transition(Struct, frozen=True):
     """One named write: when DynamoDB applies it, and what the item says when it did not."""
 
     name: str

@@ -22,13 +22,13 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterator
-from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from functools import lru_cache
 from typing import Final, Literal
 from zoneinfo import ZoneInfo, available_timezones
 
 from cronsim import CronSim, CronSimError
+from msgspec import Struct
 
 from jobcore.clock import EPOCH, to_iso
 
@@ -67,8 +67,7 @@ class CadenceError(ValueError):
         return (type(self), (self.field, self.message))
 
 
-@dataclass(frozen=True, slots=True)
-class Cadence:
+class Cadence(Struct, frozen=True):
     """Exactly one of ``cron`` / ``every_ms`` is set; build it with parse_cadence."""
 
     cron: str | None

@@ -9,12 +9,12 @@ cloud can run scheduled events on a faster clock for tests. An event without a v
 
 from __future__ import annotations
 
-from dataclasses import asdict
 from datetime import datetime
 from typing import Any
 
 # boto3 first, at a shallow call depth: why in jobcore/http.py.
 import boto3  # noqa: F401
+from msgspec.structs import asdict
 
 from .clock import parse_iso
 from .observability import flush_metrics, logger, metrics_counter

@@ -8,13 +8,13 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+
+from msgspec import Struct, field
 
 DAY_MS = 24 * 3600 * 1000
 
 
-@dataclass(frozen=True)
-class Limits:
+class Limits(Struct, frozen=True):
     """Every size and range a request is held to, in one place: a batch operation obeys
     exactly the limits of the single-job route it mirrors, since both parse with these.
 
@@ -54,8 +54,7 @@ class Limits:
     correlation_id_chars: int = 128
 
 
-@dataclass(frozen=True)
-class Settings:
+class Settings(Struct, frozen=True):
     """The engine's settings (JobsTable and everything that acts on jobs)."""
 
     table_name: str
@@ -106,8 +105,7 @@ class Settings:
 MAX_MESSAGE_BYTES = 128 * 1024
 
 
-@dataclass(frozen=True)
-class LiveSettings:
+class LiveSettings(Struct, frozen=True):
     """The WebSocket side: connections, subscriptions, the fan-out."""
 
     connections_table: str
@@ -126,8 +124,7 @@ class LiveSettings:
         return cls(connections_table=table, websocket_endpoint=source.get("JOBS_WEBSOCKET_ENDPOINT") or None)
 
 
-@dataclass(frozen=True)
-class AuthSettings:
+class AuthSettings(Struct, frozen=True):
     """How the authorizer checks tokens: a shared secret (or the SSM parameter holding it),
     and optionally an identity provider's JWKS."""
 
@@ -149,8 +146,7 @@ class AuthSettings:
         )
 
 
-@dataclass(frozen=True)
-class ObservabilitySettings:
+class ObservabilitySettings(Struct, frozen=True):
     """Logs, metrics and traces: read by observability.py when it first makes them."""
 
     service_name: str = "jobs"

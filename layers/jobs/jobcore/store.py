@@ -9,13 +9,13 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
 from boto3.dynamodb.types import TypeDeserializer, TypeSerializer
 from botocore.config import Config
 from botocore.exceptions import ClientError
+from msgspec import Struct, field
 
 from .errors import ServiceUnavailable, Throttled
 from .keys import INDEX_KEYS
@@ -75,8 +75,7 @@ class ConditionFailed(Exception):
         self.item = item
 
 
-@dataclass
-class CancelReason:
+class CancelReason(Struct):
     code: str
     item: Item | None
 
@@ -92,8 +91,7 @@ class TransactionCanceled(Exception):
 _PLAIN_NAME = re.compile(r"[A-Za-z][A-Za-z0-9_]*")
 
 
-@dataclass
-class Expr:
+class Expr(Struct):
     """Placeholders for one request's expressions: ``e.n("state")`` -> ``#state``."""
 
     names: dict[str, str] = field(default_factory=dict)
@@ -113,8 +111,7 @@ class Expr:
         return placeholder
 
 
-@dataclass
-class Write:
+class Write(Struct):
     """One write of a transaction (or on its own)."""
 
     kind: str  # put | update | delete | check

@@ -9,11 +9,11 @@ fan-out's cold start."""
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import asdict
 from typing import Any
 
 # boto3 first, at a shallow call depth: why in jobcore/http.py.
 import boto3  # noqa: F401
+from msgspec.structs import asdict
 
 from .observability import flush_metrics, logger, metrics_counter
 from .wiring import wiring

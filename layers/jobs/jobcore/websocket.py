@@ -10,11 +10,11 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
 from typing import Any
 
 # boto3 first, at a shallow call depth: why in jobcore/http.py.
 import boto3  # noqa: F401
+from msgspec import Struct
 
 from .auth import decode_queues
 from .commands.live import parse_topic
@@ -33,8 +33,7 @@ LambdaHandler = Callable[[dict[str, Any], Any], dict[str, Any]]
 LIMITS = Limits()
 
 
-@dataclass
-class WsRequest:
+class WsRequest(Struct):
     event: Mapping[str, Any]
     connection_id: str
 

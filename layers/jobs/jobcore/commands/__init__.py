@@ -8,8 +8,9 @@ takes commands and never sees raw JSON. Each module holds one family of operatio
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, field
 from typing import Any
+
+from msgspec import Struct, field
 
 from ..errors import InvalidRequest, NotFound
 from ..ids import is_job_id
@@ -17,8 +18,7 @@ from ..settings import Limits
 from .fields import NAME_PATTERN, Reader
 
 
-@dataclass(frozen=True)
-class Parts:
+class Parts(Struct, frozen=True):
     """A request as the edge hands it over: names of headers in lower case, the body decoded."""
 
     path: Mapping[str, str] = field(default_factory=dict)

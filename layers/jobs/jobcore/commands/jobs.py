@@ -5,9 +5,10 @@ from __future__ import annotations
 import hashlib
 import re
 from collections.abc import Callable
-from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
+
+from msgspec import Struct, structs
 
 from ..model import DEFAULT_PRIORITY, JobState
 from ..settings import Limits
@@ -27,8 +28,7 @@ PATCH_FIELDS = frozenset({"title", "status", "params", "result", "owner", "state
 LIST_FIELDS = frozenset({"type", "ref_id", "owner", "state", "created_from", "created_to", "limit", "cursor", "ids"})
 
 
-@dataclass(frozen=True)
-class CreateJob:
+class CreateJob(Struct, frozen=True):
     type: str
     ref_id: str | None = None
     owner: str | None = None
@@ -123,11 +123,10 @@ def parse_create(parts: Parts, limits: Limits) -> CreateJob:
     assert command is not None
     if key is None:
         return command
-    return CreateJob(**{**command.__dict__, "idempotency_key": key, "request_hash": request_hash(parts.body)})
+    return structs.replace(command, idempotency_key=key, request_hash=request_hash(parts.body))
 
 
-@dataclass(frozen=True)
-class JobById:
+class JobById(Struct, frozen=True):
     """A route that names one job and takes nothing else: get, result, delete, cancel, retry."""
 
     job_id: str
@@ -140,8 +139,7 @@ def parse_job_by_id(parts: Parts, limits: Limits) -> JobById:
     return JobById(job_id)
 
 
-@dataclass(frozen=True)
-class ListJobs:
+class ListJobs(Struct, frozen=True):
     type: str | None = None
     ref_id: str | None = None
     owner: str | None = None
@@ -193,8 +191,7 @@ def read_cursor(r: Reader) -> str | None:
     return value
 
 
-@dataclass(frozen=True)
-class PatchJob:
+class PatchJob(Struct, frozen=True):
     job_id: str
     changes: tuple[tuple[str, Any], ...]  # (field, value); None removes the field
     if_match: int | None = None
@@ -242,8 +239,7 @@ def parse_patch(parts: Parts, limits: Limits) -> PatchJob:
     return PatchJob(job_id, changes, if_match)
 
 
-@dataclass(frozen=True)
-class Sweep:
+class Sweep(Struct, frozen=True):
     """Delete every job (admin), or what has expired (clean); a page of work per call."""
 
     everything: bool
@@ -261,23 +257,20 @@ def parse_clean(parts: Parts, limits: Limits) -> Sweep:
     return Sweep(everything=False)
 
 
-@dataclass(frozen=True)
-class Reference:
+class Reference(Struct, frozen=True):
     """A job named in a batch: its id, and the version it must be at (if given)."""
 
     job_id: str
     version: int | None = None
 
 
-@dataclass(frozen=True)
-class BatchUpdate:
+class BatchUpdate(Struct, frozen=True):
     job_id: str
     version: int
     changes: tuple[tuple[str, Any], ...]
 
 
-@dataclass(frozen=True)
-class Batch:
+class Batch(Struct, frozen=True):
     creates: tuple[CreateJob, ...] = ()
     updates: tuple[BatchUpdate, ...] = ()
     deletes: tuple[Reference, ...] = ()

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Any
+
+from msgspec import Struct
 
 from ..settings import Limits
 from . import Parts
@@ -12,8 +13,7 @@ from .fields import NAME_PATTERN, Reader
 DEFAULT_TIMEOUT_MS = 30_000
 
 
-@dataclass(frozen=True)
-class StartJob:
+class StartJob(Struct, frozen=True):
     job_id: str
     timeout_ms: int = DEFAULT_TIMEOUT_MS
     worker: str | None = None
@@ -34,16 +34,14 @@ def parse_start(parts: Parts, limits: Limits) -> StartJob:
     return StartJob(job_id, timeout_ms, worker)
 
 
-@dataclass(frozen=True)
-class Dependency:
+class Dependency(Struct, frozen=True):
     """A job a claim depends on: it must exist (at this version, if given)."""
 
     job_id: str
     version: int | None = None
 
 
-@dataclass(frozen=True)
-class ClaimJob:
+class ClaimJob(Struct, frozen=True):
     # The queues to lease from, tried in this order: the path's one, or a body's `types`.
     types: tuple[str, ...]
     timeout_ms: int = DEFAULT_TIMEOUT_MS
@@ -140,8 +138,7 @@ def read_dependencies(r: Reader, name: str) -> tuple[Dependency, ...]:
     return tuple(Dependency(dep_id, version) for dep_id, version in found.items())
 
 
-@dataclass(frozen=True)
-class ExtendLease:
+class ExtendLease(Struct, frozen=True):
     job_id: str
     lease_token: str
     timeout_ms: int = DEFAULT_TIMEOUT_MS
@@ -162,8 +159,7 @@ def parse_extend(parts: Parts, limits: Limits) -> ExtendLease:
     return ExtendLease(job_id, token, timeout_ms)
 
 
-@dataclass(frozen=True)
-class AbortJob:
+class AbortJob(Struct, frozen=True):
     job_id: str
     lease_token: str
 
@@ -178,8 +174,7 @@ def parse_abort(parts: Parts, limits: Limits) -> AbortJob:
     return AbortJob(job_id, token)
 
 
-@dataclass(frozen=True)
-class CompleteJob:
+class CompleteJob(Struct, frozen=True):
     job_id: str
     lease_token: str | None = None  # required while running; an idle or pending job needs none
     result: Any = None
@@ -198,8 +193,7 @@ def parse_complete(parts: Parts, limits: Limits) -> CompleteJob:
 DEFAULT_ERROR = (("code", "failed"), ("message", "the worker reported a failure"))
 
 
-@dataclass(frozen=True)
-class FailJob:
+class FailJob(Struct, frozen=True):
     job_id: str
     lease_token: str
     error: tuple[tuple[str, str], ...] = DEFAULT_ERROR

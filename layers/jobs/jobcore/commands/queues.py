@@ -3,8 +3,9 @@ retry one job, redrive many, purge."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from datetime import datetime
+
+from msgspec import Struct
 
 from ..keys import QUEUE_SHARDS_MAX
 from ..model import JobState
@@ -16,8 +17,7 @@ REDRIVABLE = (JobState.ERROR.value, JobState.CANCELLED.value)
 PURGEABLE = tuple(s.value for s in JobState if s is not JobState.RUNNING)
 
 
-@dataclass(frozen=True)
-class ListQueues:
+class ListQueues(Struct, frozen=True):
     limit: int = 20
     cursor: str | None = None
     prefix: str | None = None
@@ -30,8 +30,7 @@ def parse_list_queues(parts: Parts, limits: Limits) -> ListQueues:
     return command
 
 
-@dataclass(frozen=True)
-class GetQueue:
+class GetQueue(Struct, frozen=True):
     type: str
 
 
@@ -42,8 +41,7 @@ def parse_get_queue(parts: Parts, limits: Limits) -> GetQueue:
     return GetQueue(job_type)
 
 
-@dataclass(frozen=True)
-class PatchQueue:
+class PatchQueue(Struct, frozen=True):
     type: str
     paused: bool | None = None
     fifo: bool | None = None
@@ -64,8 +62,7 @@ def parse_patch_queue(parts: Parts, limits: Limits) -> PatchQueue:
     return PatchQueue(job_type, values["paused"], values["fifo"], shards)
 
 
-@dataclass(frozen=True)
-class QueueHistory:
+class QueueHistory(Struct, frozen=True):
     type: str
     from_: datetime | None = None
     to: datetime | None = None
@@ -82,8 +79,7 @@ def parse_history(parts: Parts, limits: Limits) -> QueueHistory:
 REDRIVE_MAX = 1000
 
 
-@dataclass(frozen=True)
-class Redrive:
+class Redrive(Struct, frozen=True):
     type: str
     states: tuple[str, ...] = (JobState.ERROR.value,)
     error_code: str | None = None
@@ -109,8 +105,7 @@ def parse_redrive(parts: Parts, limits: Limits) -> Redrive:
     return command
 
 
-@dataclass(frozen=True)
-class Purge:
+class Purge(Struct, frozen=True):
     type: str
     state: str | None = None  # all but running when left out
 

@@ -9,8 +9,9 @@ route would refuse.
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
 from typing import Any
+
+from msgspec import Struct
 
 from ..errors import InvalidRequest
 from ..model import DEFAULT_PRIORITY
@@ -29,8 +30,7 @@ PUT_FIELDS = frozenset({"cron", "every_ms", "timezone", "job", "paused"})
 PATCH_FIELDS = PUT_FIELDS
 
 
-@dataclass(frozen=True)
-class JobTemplate:
+class JobTemplate(Struct, frozen=True):
     """What each slot's job is created with."""
 
     type: str
@@ -112,8 +112,7 @@ def schedule_name(parts: Parts) -> str:
     return value
 
 
-@dataclass(frozen=True)
-class PutSchedule:
+class PutSchedule(Struct, frozen=True):
     name: str
     cadence: Cadence
     job: JobTemplate
@@ -132,8 +131,7 @@ def parse_put_schedule(parts: Parts, limits: Limits) -> PutSchedule:
     return PutSchedule(name, cadence, job, paused)
 
 
-@dataclass(frozen=True)
-class PatchSchedule:
+class PatchSchedule(Struct, frozen=True):
     """Only what is given changes. A new cron or every_ms replaces the cadence (the other one
     goes); a time zone alone re-reads the cron in it; `job` replaces the whole template."""
 
@@ -178,8 +176,7 @@ def parse_patch_schedule(parts: Parts, limits: Limits) -> PatchSchedule:
     return PatchSchedule(name, cron, every_ms, timezone, job, paused)
 
 
-@dataclass(frozen=True)
-class ScheduleByName:
+class ScheduleByName(Struct, frozen=True):
     name: str
 
 
@@ -190,8 +187,7 @@ def parse_schedule_by_name(parts: Parts, limits: Limits) -> ScheduleByName:
     return ScheduleByName(name)
 
 
-@dataclass(frozen=True)
-class ListSchedules:
+class ListSchedules(Struct, frozen=True):
     limit: int = 20
     cursor: str | None = None
     prefix: str | None = None

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Any
+
+from msgspec import Struct
 
 from ..settings import Limits
 from . import Parts
@@ -15,8 +16,7 @@ STATUS_FIELDS = frozenset(
 )
 
 
-@dataclass(frozen=True)
-class PostStatus:
+class PostStatus(Struct, frozen=True):
     job_id: str
     new_title: str | None = None
     new_status: str | None = None
@@ -85,8 +85,7 @@ def _speeds(r: Reader) -> tuple[dict[str, Any], ...] | None:
     return tuple(speeds)
 
 
-@dataclass(frozen=True)
-class ListMessages:
+class ListMessages(Struct, frozen=True):
     job_id: str
     limit: int = 20
     cursor: str | None = None
@@ -100,8 +99,7 @@ def parse_messages(parts: Parts, limits: Limits) -> ListMessages:
     return command
 
 
-@dataclass(frozen=True)
-class ListQueueJobs:
+class ListQueueJobs(Struct, frozen=True):
     type: str
     limit: int = 20
     cursor: str | None = None

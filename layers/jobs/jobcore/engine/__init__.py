@@ -55,8 +55,8 @@ class Engine:
         count: Counter | None = None,
         cursor_key: Callable[[], bytes] | None = None,
     ) -> None:
-        self.ctx = Context(store, settings, clock or SystemClock(), rng or random.Random(), count or Recorder(),
-                           cursor_key_source=cursor_key)  # fmt: skip
+        self.ctx = Context(store, settings, SystemClock() if clock is None else clock, random.Random() if rng is None else rng,
+                           Recorder() if count is None else count, cursor_key)  # fmt: skip
 
     @functools.cached_property
     def creating(self) -> Creating:

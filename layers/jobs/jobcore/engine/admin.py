@@ -4,9 +4,10 @@ delete everything (admin) or what has expired (clean), a page of work per call."
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
+
+from msgspec import Struct
 
 from .. import keys
 from ..clock import epoch_seconds, parse_iso, to_iso
@@ -16,7 +17,7 @@ from ..model import Job, JobState, Principal
 from ..rules import GUARD_OF, PATCH, Refused
 from ..store import ConditionFailed, Expr, Item, Write
 from ..wire import encode_json
-from .context import Context
+from .context import Family
 from .creating import conditional, guard_write, level_registered, queue_name_write
 from .scope import require_queue, scope_condition
 from .writes import (
@@ -35,8 +36,7 @@ from .writes import (
 SWEEP_BUDGET = 5000
 
 
-@dataclass(frozen=True)
-class Swept:
+class Swept(Struct, frozen=True):
     deleted: int
     more: bool
 
@@ -61,10 +61,7 @@ def apply_changes(item: Item, changes: Mapping[str, Any], shards_of: Callable[[s
     return updated
 
 
-@dataclass
-class Admin:
-    ctx: Context
-
+class Admin(Family):
     def patch(self, principal: Principal, command: PatchJob) -> Job:
         """Set fields of an idle or pending job (api.job setJob); If-Match names a version.
 

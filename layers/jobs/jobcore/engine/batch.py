@@ -6,9 +6,10 @@ between slips through."""
 from __future__ import annotations
 
 from collections import Counter
-from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
+
+from msgspec import Struct, field
 
 from .. import keys
 from ..clock import epoch_seconds, parse_iso, plus_ms, to_iso
@@ -18,14 +19,13 @@ from ..model import Job, JobState, Principal
 from ..rules import AT_VERSION
 from ..store import Item, TransactionCanceled, Write
 from .admin import apply_changes
-from .context import Context, now_values
+from .context import Family, now_values
 from .creating import conditional, create_writes, level_registered, new_item, queue_name_write
 from .scope import require_queues
 from .writes import delete_messages, release_guard, visible
 
 
-@dataclass(frozen=True)
-class BatchResult:
+class BatchResult(Struct, frozen=True):
     created: list[Job] = field(default_factory=list)
     updated: list[Job] = field(default_factory=list)
     deleted: list[str] = field(default_factory=list)
@@ -43,10 +43,7 @@ def _problem(job: Job | None, version: int | None, *, unleased: bool) -> str | N
     return None
 
 
-@dataclass
-class Batches:
-    ctx: Context
-
+class Batches(Family):
     def batch(self, principal: Principal, command: Batch) -> BatchResult:
         require_queues(principal, [create.type for create in command.creates])
         now = self.ctx.clock.now()

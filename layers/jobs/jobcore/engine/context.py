@@ -6,12 +6,13 @@ from __future__ import annotations
 import random
 import threading
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from datetime import datetime
 
+from msgspec import Struct, field
+
 from .. import keys
-from ..clock import Clock, SystemClock, epoch_seconds, to_iso
-from ..observability import Counter, Recorder
+from ..clock import Clock, epoch_seconds, to_iso
+from ..observability import Counter
 from ..settings import Limits, Settings
 from ..store import Item, TableStore
 
@@ -24,8 +25,7 @@ SETTINGS_CACHE_S = 1.5
 SHARDS_CACHE_S = 30.0
 
 
-@dataclass(frozen=True)
-class QueueSettings:
+class QueueSettings(Struct, frozen=True):
     paused: bool = False
     fifo: bool = False
     # The priority levels the queue has used, most urgent first: a claim looks at them in
@@ -58,8 +58,7 @@ def registered_levels(item: Item) -> tuple[int, ...]:
     return tuple(sorted({keys.priority_of({"priority": level}) for level in listed}))
 
 
-@dataclass
-class QueueSettingsCache:
+class QueueSettingsCache(Struct):
     """Each queue's settings, read at most every SETTINGS_CACHE_S per container (its shard
     count, for creates, every SHARDS_CACHE_S)."""
 
@@ -106,21 +105,22 @@ class QueueSettingsCache:
                 self._entries[job_type] = (cached[0], cached[1], False)
 
 
-@dataclass
 class Context:
-    store: TableStore
-    settings: Settings
-    clock: Clock = field(default_factory=SystemClock)
-    rng: random.Random = field(default_factory=random.Random)
-    count: Counter = field(default_factory=Recorder)
-    # Queue names and priority levels this container has registered already (see creating.queue_name_write).
-    known_queues: set[tuple[str, int]] = field(default_factory=set)
-    # The key that seals list cursors, resolved when a listing first needs it.
-    cursor_key_source: Callable[[], bytes] | None = None
-    queue_settings: QueueSettingsCache = field(init=False)
+    """What the families share (the engine builds it). A plain class, not a record: it
+    builds its settings cache."""
 
-    def __post_init__(self) -> None:
-        self.queue_settings = QueueSettingsCache(self.store, self.clock)
+    def __init__(self, store: TableStore, settings: Settings, clock: Clock, rng: random.Random, count: Counter,
+                 cursor_key_source: Callable[[], bytes] | None) -> None:  # fmt: skip
+        self.store = store
+        self.settings = settings
+        self.clock = clock
+        self.rng = rng
+        self.count = count
+        # Queue names and priority levels this container has registered already (see creating.queue_name_write).
+        self.known_queues: set[tuple[str, int]] = set()
+        # The key that seals list cursors, resolved when a listing first needs it.
+        self.cursor_key_source = cursor_key_source
+        self.queue_settings = QueueSettingsCache(store, clock)
 
     def cursor_key(self) -> bytes:
         key = self.cursor_key_source() if self.cursor_key_source else self.settings.cursor_key
@@ -131,6 +131,15 @@ class Context:
     @property
     def limits(self) -> Limits:
         return self.settings.limits
+
+
+class Family:
+    """A family of operations over the shared context; the engine builds each on first use.
+    A plain class, not a record: it holds a service, and tests replace one of its operations
+    on an instance (a Struct has no instance dictionary)."""
+
+    def __init__(self, ctx: Context) -> None:
+        self.ctx = ctx
 
 
 def now_values(now: datetime) -> dict[str, object]:

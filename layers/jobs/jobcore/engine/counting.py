@@ -18,15 +18,16 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
+
+from msgspec import Struct, field
 
 from .. import keys
 from ..clock import epoch_seconds, to_iso
 from ..model import JobState
 from ..store import ConditionFailed, Expr, Item, deserialize
-from .context import Context
+from .context import Family
 
 STATES = tuple(s.value for s in JobState)
 HISTORY = ("created", "started", "finished", "failed", "retried")
@@ -36,8 +37,7 @@ MARK_KEPT_S = 25 * 3600
 MAX_ATTEMPTS = 8
 
 
-@dataclass(frozen=True)
-class Effect:
+class Effect(Struct, frozen=True):
     """What one record changes: counts per (queue, state), history per (queue, minute)."""
 
     sequence: int
@@ -126,10 +126,7 @@ def _parse_mark(value: Any) -> tuple[int, int]:
     return (int(number), int(written or 0)) if number.isdigit() else (-1, 0)
 
 
-@dataclass
-class Counting:
-    ctx: Context
-
+class Counting(Family):
     def apply(self, records: Iterable[Mapping[str, Any]], shard: str) -> int:
         """Count a batch of one shard's records; returns the items written."""
         effects = [e for e in (effect_of(r) for r in records) if e is not None]

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from datetime import datetime
+
+from msgspec import Struct
 
 from .. import keys
 from ..clock import epoch_seconds, plus_ms, to_iso
@@ -14,13 +15,12 @@ from ..model import Job, Principal
 from ..rules import ABSENT, EXISTS, FREE, Transition
 from ..store import ConditionFailed, Expr, Item, TransactionCanceled, Write
 from ..wire import encode_json
-from .context import Context, now_values
+from .context import Context, Family, now_values
 from .scope import require_queue
 from .writes import MAX_WRITE_ATTEMPTS, load, release_guard_of
 
 
-@dataclass(frozen=True)
-class Created:
+class Created(Struct, frozen=True):
     job: Job
     created: bool  # False: an unfinished unique job, or the first answer to this key
 
@@ -118,10 +118,7 @@ def level_registered(ctx: Context, job_type: str, priority: int) -> None:
         ctx.queue_settings.forget(job_type, keep_shards=True)
 
 
-@dataclass
-class Creating:
-    ctx: Context
-
+class Creating(Family):
     def create(self, principal: Principal, command: CreateJob) -> Created:
         return create(self.ctx, principal, command)
 

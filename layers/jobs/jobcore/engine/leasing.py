@@ -5,9 +5,10 @@ from __future__ import annotations
 
 import contextlib
 import os
-from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
+
+from msgspec import Struct
 
 from .. import keys
 from ..clock import epoch_seconds, plus_ms, to_iso
@@ -44,7 +45,7 @@ from ..rules import (
 )
 from ..store import Expr, Item, Write
 from ..wire import encode_json
-from .context import Context, now_values
+from .context import Family, now_values
 from .scope import require_queues
 from .writes import TERMINAL_REMOVES, Change, ExtraWritesFailed, ended, load, terminal_sets, visible, write
 
@@ -83,8 +84,7 @@ def lease_sets(job_id: str, worker: str, timeout_ms: int, now: datetime, token: 
     }
 
 
-@dataclass
-class _DependencyCheck:
+class _DependencyCheck(Struct):
     job_id: str
     must_finish: bool = False  # one of the job's own depends_on
     from_claim: bool = False  # named by the claim's depends
@@ -114,8 +114,7 @@ def _dependency_writes(checks: list[_DependencyCheck], now: datetime) -> list[Wr
 _Page = tuple[list[Item], Item | None]
 
 
-@dataclass
-class _ClaimBudget:
+class _ClaimBudget(Struct):
     """What one claim may spend over all levels: pages that gave nothing, jobs quarantined."""
 
     max_pages_lost: int
@@ -127,11 +126,9 @@ class _ClaimBudget:
         return self.pages_lost < self.max_pages_lost and self.retired < self.max_retired
 
 
-@dataclass
-class Leasing:
-    ctx: Context
+class Leasing(Family):
     # Claims that lost a candidate to another worker (a lost conditional write), since made.
-    conflicts: int = field(default=0)
+    conflicts: int = 0
 
     # -- start ----------------------------------------------------------------------------
     def start(self, principal: Principal, command: StartJob) -> Job:

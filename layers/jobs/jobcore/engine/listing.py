@@ -5,9 +5,10 @@ every page comes from the store's one paging helper, with a cursor sealed to the
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Generic, TypeVar
+
+from msgspec import Struct
 
 from .. import keys
 from ..clock import epoch_seconds, to_iso
@@ -17,7 +18,7 @@ from ..cursors import open_cursor, seal
 from ..errors import InvalidRequest, NotFinished, NotFound
 from ..model import Job, JobState, Principal
 from ..store import Expr, Item
-from .context import Context
+from .context import Family
 from .scope import require_queue
 from .writes import visible
 
@@ -27,14 +28,12 @@ T = TypeVar("T")
 LOOKED_MAX = 1000
 
 
-@dataclass(frozen=True)
-class Page(Generic[T]):
+class Page(Struct, Generic[T], frozen=True):
     data: list[T]
     next_cursor: str | None
 
 
-@dataclass(frozen=True)
-class Message:
+class Message(Struct, frozen=True):
     message: str
     at: str
 
@@ -46,10 +45,7 @@ def _not_expired(e: Expr, now: datetime) -> str:
     return f"(attribute_not_exists({e.n('expires_at')}) OR {e.n('expires_at')} > {e.v(epoch_seconds(now))})"
 
 
-@dataclass
-class Listing:
-    ctx: Context
-
+class Listing(Family):
     # -- one job ----------------------------------------------------------------------------
     def load_for(self, principal: Principal, job_id: str) -> Job:
         """The job, if the caller may see it: 404 for missing, expired and another user's."""

@@ -13,13 +13,12 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
 from typing import Any
 
 from .. import keys
 from ..clock import epoch_seconds, parse_iso, plus_ms
 from ..store import Item, deserialize
-from .context import Context
+from .context import Context, Family
 
 logger = logging.getLogger(__name__)
 
@@ -43,10 +42,7 @@ def append(ctx: Context, job_id: str, at: str, message: str) -> bool:
     return True
 
 
-@dataclass
-class MessageLog:
-    ctx: Context
-
+class MessageLog(Family):
     def repair(self, records: Iterable[Mapping[str, Any]]) -> int:
         """For each stream record of a job that appended a message: its log entry, if missing
         and the job still exists. Returns how many entries it wrote."""

@@ -3,7 +3,6 @@ the holder's heartbeat in one write), and cancel."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Any
 
 from .. import keys
@@ -25,14 +24,11 @@ from ..rules import (
 )
 from ..wire import encode_json
 from . import message_log
-from .context import Context
+from .context import Family
 from .writes import MAX_WRITE_ATTEMPTS, TERMINAL_REMOVES, Change, ended, terminal_sets, write
 
 
-@dataclass
-class Progress:
-    ctx: Context
-
+class Progress(Family):
     def post_status(self, principal: Principal, command: PostStatus) -> Job:
         now = self.ctx.clock.now()
 

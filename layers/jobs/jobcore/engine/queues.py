@@ -3,9 +3,10 @@ settings (paused, fifo, shards) and per-minute history; reading one costs at mos
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
+
+from msgspec import Struct
 
 from .. import keys
 from ..clock import parse_iso, to_iso
@@ -14,7 +15,7 @@ from ..cursors import open_cursor, seal
 from ..errors import FifoSharded, InvalidRequest, NotFound
 from ..model import Principal
 from ..store import ConditionFailed, Expr, Item
-from .context import Context, registered_levels, shard_counts
+from .context import Family, registered_levels, shard_counts
 from .counting import HISTORY, STATES, minute_of
 from .listing import Page
 from .scope import require_queue
@@ -22,8 +23,7 @@ from .scope import require_queue
 HISTORY_MAX_BACK = timedelta(hours=24)
 
 
-@dataclass(frozen=True)
-class Queue:
+class Queue(Struct, frozen=True):
     type: str
     paused: bool
     fifo: bool
@@ -49,10 +49,7 @@ def queue_of(item: Item, oldest: str | None) -> Queue:
     )
 
 
-@dataclass
-class Queues:
-    ctx: Context
-
+class Queues(Family):
     def oldest_claimable(self, job_type: str, item: Item) -> str | None:
         """When the oldest claimable job of the queue became claimable: one Query of one item
         per priority level the queue has registered, and per shard (`item` is its queue item)."""

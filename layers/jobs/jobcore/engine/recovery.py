@@ -6,9 +6,10 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
-from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
+
+from msgspec import Struct
 
 from .. import keys
 from ..clock import epoch_seconds, parse_iso, plus_ms, to_iso
@@ -19,7 +20,7 @@ from ..model import Job, JobState, Principal
 from ..rules import ABSENT, REQUEUE, Refused
 from ..store import ConditionFailed, Expr, Item, Write
 from . import message_log
-from .context import Context
+from .context import Family
 from .creating import conditional, guard_write
 from .scope import require_queue
 from .writes import Change, ExtraWritesFailed, delete_messages, load, release_guard_of, visible, write, write_only
@@ -45,23 +46,18 @@ def _out_of_time(time_left_ms: TimeLeft | None) -> bool:
     return left is not None and left < TIME_MARGIN_MS
 
 
-@dataclass(frozen=True)
-class Redriven:
+class Redriven(Struct, frozen=True):
     retried: int
     skipped: int
     more: bool
 
 
-@dataclass(frozen=True)
-class Purged:
+class Purged(Struct, frozen=True):
     deleted: int
     more: bool
 
 
-@dataclass
-class Recovery:
-    ctx: Context
-
+class Recovery(Family):
     def retry(self, principal: Principal, command: JobById) -> Job:
         """An `error` or `cancelled` job back to pending, claimable now, its attempts at 0."""
         now = self.ctx.clock.now()

@@ -18,9 +18,10 @@ from __future__ import annotations
 import json
 import logging
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
+
+from msgspec import Struct
 
 from .. import keys
 from ..clock import parse_iso, to_iso
@@ -30,7 +31,7 @@ from ..errors import Forbidden, JobsError, NotFound, ServiceUnavailable
 from ..model import DEFAULT_PRIORITY, Principal, Role
 from ..schedule_slots import Cadence, CadenceError, latest_slot, next_slot, slot_ref_id
 from ..store import ConditionFailed, Expr, Item, TransactionCanceled, Write
-from .context import Context
+from .context import Family
 from .creating import create_writes, level_registered, new_item, queue_name_write
 from .listing import Page
 from .scope import require_queue, scope_condition
@@ -42,8 +43,7 @@ logger = logging.getLogger(__name__)
 DUE_PAGE = 100
 
 
-@dataclass(frozen=True)
-class Schedule:
+class Schedule(Struct, frozen=True):
     name: str
     cadence: Cadence
     job: JobTemplate
@@ -119,8 +119,7 @@ def template_of(stored: dict[str, Any]) -> JobTemplate:
     )
 
 
-@dataclass(frozen=True)
-class Fired:
+class Fired(Struct, frozen=True):
     """What one due schedule's turn did: `job_id` of the slot's job, None if another run
     (or a change of the schedule) got there first."""
 
@@ -130,18 +129,14 @@ class Fired:
     created: bool
 
 
-@dataclass(frozen=True)
-class ScheduleRun:
+class ScheduleRun(Struct, frozen=True):
     fired: int  # slots whose job this run created
     skipped: int  # due schedules another run or a change got to first
     failed: int  # due schedules left for the next run (an error, logged)
     more: bool  # stopped for time with due schedules left
 
 
-@dataclass
-class Schedules:
-    ctx: Context
-
+class Schedules(Family):
     # -- records ------------------------------------------------------------------------------
     def get(self, principal: Principal, command: ScheduleByName) -> Schedule:
         item = self.ctx.store.get(keys.schedule_key(command.name))

@@ -10,9 +10,10 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
+
+from msgspec import Struct, field
 
 from .. import keys
 from ..clock import epoch_seconds, parse_iso, plus_ms, to_iso
@@ -30,8 +31,7 @@ MAX_WRITE_ATTEMPTS = 12
 TERMINAL_REMOVES = ("QSK", "locked_until")
 
 
-@dataclass(frozen=True)
-class Change:
+class Change(Struct, frozen=True):
     """What a write sets (given its `modified` stamp), removes and adds one to; and the other
     writes of its transaction (a message log entry, dependency checks)."""
 

@@ -15,8 +15,9 @@ import logging
 import threading
 from collections.abc import Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
 from typing import Any
+
+from msgspec import Struct, field
 
 from ..errors import JobsError
 from ..store import ConnectionGone, SocketGateway
@@ -30,8 +31,7 @@ class DeliveryFailed(Exception):
     """Some posts of one change failed for a reason other than a gone connection."""
 
 
-@dataclass
-class FanOutReport:
+class FanOutReport(Struct):
     sent: int = 0
     gone: int = 0
     failed: int = 0
@@ -39,8 +39,7 @@ class FanOutReport:
     notices: int = 0
 
 
-@dataclass
-class FanOutBatch:
+class FanOutBatch(Struct):
     live: Subscriptions
     send: Callable[[str, bytes], None]
     pool: ThreadPoolExecutor

@@ -5,8 +5,9 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping
-from dataclasses import dataclass
 from typing import Any
+
+from msgspec import Struct
 
 from ..keys import is_job_key
 from ..model import Job
@@ -17,8 +18,7 @@ from ..store import deserialize
 TTL_IDENTITY = {"type": "Service", "principalId": "dynamodb.amazonaws.com"}
 
 
-@dataclass(frozen=True)
-class Topic:
+class Topic(Struct, frozen=True):
     """What a subscription follows: one job, every job of an owner or of a type, or a queue's
     notices of claimable work (what an idle worker waits for)."""
 
@@ -33,8 +33,7 @@ class Topic:
         return {self.kind: self.value}
 
 
-@dataclass(frozen=True)
-class Change:
+class Change(Struct, frozen=True):
     """One change of one job, from one stream record."""
 
     job_id: str
@@ -102,8 +101,7 @@ def change_of(record: Mapping[str, Any]) -> Change | None:
     return Change(new.id, new.owner, new.type, new.version, task_update(new, old))
 
 
-@dataclass(frozen=True)
-class WorkNotice:
+class WorkNotice(Struct, frozen=True):
     """A job of `queue` became claimable at `at` (now, or later for a delayed job)."""
 
     queue: str

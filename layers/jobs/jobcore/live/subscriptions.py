@@ -17,9 +17,10 @@ Gateway closes a connection after 2 hours; `$disconnect` is best effort), and a 
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
+
+from msgspec import Struct
 
 from ..clock import Clock, SystemClock, epoch_seconds
 from ..errors import Forbidden, InvalidRequest, NotFound
@@ -44,8 +45,7 @@ HAS_SUBSCRIPTION = "attribute_exists(#PK)"
 COUNT_DOWN = "attribute_exists(#PK) AND #subscriptions > :zero"
 
 
-@dataclass(frozen=True)
-class Subscriber:
+class Subscriber(Struct, frozen=True):
     connection_id: str
     sub: str
     role: Role
