@@ -22,6 +22,8 @@ import statistics
 import subprocess
 import sys
 import tempfile
+from collections.abc import Iterator
+from contextlib import ExitStack, contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -35,6 +37,16 @@ def shim(tree: Path, into: Path) -> Path:
     for name, relative in PACKAGES.items():
         (into / name).symlink_to(tree / relative)
     return into
+
+
+@contextmanager
+def worktree(revision: str, path: Path) -> Iterator[Path]:
+    """The commit checked out at `path` (a detached git worktree), removed afterwards."""
+    subprocess.run(["git", "worktree", "add", "--detach", str(path), revision], cwd=ROOT, check=True, capture_output=True)
+    try:
+        yield path
+    finally:
+        subprocess.run(["git", "worktree", "remove", "--force", str(path)], cwd=ROOT, check=False)
 
 
 def run(tree: Path, packages: Path, command: list[str]) -> list[dict[str, Any]]:
@@ -58,26 +70,18 @@ def main() -> None:
     parser.add_argument("command", nargs=argparse.REMAINDER, help="-- script [args]: run from each tree's root")
     args = parser.parse_args()
     command = args.command[1:] if args.command[:1] == ["--"] else args.command
-    with tempfile.TemporaryDirectory() as scratch:
-        trees = {"base": Path(scratch) / "base", "head": Path(scratch) / "head" if args.head else ROOT}
-        for side, revision in (("base", args.base), ("head", args.head)):
-            if revision:
-                subprocess.run(["git", "worktree", "add", "--detach", str(trees[side]), revision], cwd=ROOT, check=True,
-                               capture_output=True)  # fmt: skip
-        try:
-            sides = {side: (tree, shim(tree, Path(scratch) / f"{side}-packages")) for side, tree in trees.items()}
-            results: dict[str, list[list[dict[str, Any]]]] = {"base": [], "head": []}
-            for round_number in range(args.rounds):
-                order = ["base", "head"] if round_number % 2 == 0 else ["head", "base"]
-                for side in order:
-                    tree, packages = sides[side]
-                    found = run(tree, packages, command)
-                    results[side].append(found)
-                    print(json.dumps({"side": side, "round": round_number, "results": found}), flush=True)
-        finally:
-            for tree in trees.values():
-                if tree != ROOT:
-                    subprocess.run(["git", "worktree", "remove", "--force", str(tree)], cwd=ROOT, check=False)
+    with tempfile.TemporaryDirectory() as scratch, ExitStack() as checkouts:
+        trees = {"base": checkouts.enter_context(worktree(args.base, Path(scratch) / "base")),
+                 "head": checkouts.enter_context(worktree(args.head, Path(scratch) / "head")) if args.head else ROOT}  # fmt: skip
+        sides = {side: (tree, shim(tree, Path(scratch) / f"{side}-packages")) for side, tree in trees.items()}
+        results: dict[str, list[list[dict[str, Any]]]] = {"base": [], "head": []}
+        for round_number in range(args.rounds):
+            order = ["base", "head"] if round_number % 2 == 0 else ["head", "base"]
+            for side in order:
+                tree, packages = sides[side]
+                found = run(tree, packages, command)
+                results[side].append(found)
+                print(json.dumps({"side": side, "round": round_number, "results": found}), flush=True)
     summary = compare(results)
     print(json.dumps({"ratios_head_over_base": summary}, indent=1))
     if args.json:

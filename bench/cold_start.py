@@ -18,7 +18,6 @@ import math
 import random
 import re
 import statistics
-import subprocess
 import sys
 import tempfile
 from concurrent.futures import ThreadPoolExecutor
@@ -26,6 +25,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from against import shim, worktree
 from report import write_section
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -147,17 +147,9 @@ def instruction_ratios(functions: list[tuple[str, Path, str]], tree: Path = ROOT
 def instruction_ratios_at(rev: str, functions: list[tuple[str, Path, str]]) -> dict[str, float]:
     """The same counts for the handlers of an earlier commit, checked out in a git worktree,
     its own jobcore first on the path: "fewer" as a ratio measured in the same run."""
-    with tempfile.TemporaryDirectory() as folder:
-        tree = Path(folder) / "tree"
-        subprocess.run(["git", "worktree", "add", "--detach", str(tree), rev], cwd=ROOT, check=True, capture_output=True)
-        try:
-            compile_bytecode(tree)
-            packages = Path(folder) / "packages"
-            packages.mkdir()
-            (packages / "jobcore").symlink_to(tree / "layers" / "jobs" / "jobcore")
-            return instruction_ratios(functions, tree, str(packages))
-        finally:
-            subprocess.run(["git", "worktree", "remove", "--force", str(tree)], cwd=ROOT, check=True, capture_output=True)
+    with tempfile.TemporaryDirectory() as folder, worktree(rev, Path(folder) / "tree") as tree:
+        compile_bytecode(tree)
+        return instruction_ratios(functions, tree, str(shim(tree, Path(folder) / "packages")))
 
 
 def main() -> None:
@@ -172,9 +164,9 @@ def main() -> None:
     measure(BASELINE)
     functions = handlers()
     repeats = [measure_all(functions, args.runs, random.Random(seed)) for seed in range(args.repeat)]
-    if not args.no_instructions and valgrind() is None:
-        print("valgrind is not installed: no instruction counts", file=sys.stderr)
     counting = not args.no_instructions and valgrind() is not None
+    if not args.no_instructions and not counting:
+        print("valgrind is not installed: no instruction counts", file=sys.stderr)
     instructions = instruction_ratios(functions) if counting else {}
     before = instruction_ratios_at(args.instructions_before, functions) if counting and args.instructions_before else {}
     for row in repeats[0]:
@@ -237,8 +229,8 @@ def write_report(out: Path, repeats: list[list[dict[str, Any]]], runs: int, befo
     write_section(out, "cold-start", lines)
 
 
-def _ratio(value: object) -> str:
-    return "-" if value is None else f"{float(str(value)):.2f}"
+def _ratio(value: float | None) -> str:
+    return "-" if value is None else f"{value:.2f}"
 
 
 if __name__ == "__main__":
