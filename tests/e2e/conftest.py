@@ -107,7 +107,20 @@ class LocalService:
 
 
 def start_local_service(tmp_path: Path, *, extra_env: dict[str, str] | None = None) -> LocalService:
-    http_port, ws_port = free_port(), free_port()
+    """A local cloud on two free ports. A port found free can be taken by another process
+    before the local cloud binds it (on a busy machine it was): then it starts again on others."""
+    for _ in range(4):
+        service = _start_local_service_once(tmp_path, extra_env)
+        if service is not None:
+            return service
+    raise AssertionError("the local cloud found its ports taken four times in a row")
+
+
+def _start_local_service_once(tmp_path: Path, extra_env: dict[str, str] | None) -> LocalService | None:
+    http_port = free_port()
+    ws_port = free_port()
+    while ws_port == http_port:
+        ws_port = free_port()
     log_path = tmp_path / "localcloud.log"
     env = {
         **os.environ,
@@ -130,6 +143,8 @@ def start_local_service(tmp_path: Path, *, extra_env: dict[str, str] | None = No
             lambda: "Ready." in service.logs() or process.poll() is not None, timeout=DEADLINE_S, message="local cloud start"
         )
         if process.poll() is not None:
+            if "is in use: set JOBS_" in service.logs():
+                return None
             raise AssertionError(f"local cloud exited: {service.logs()[-3000:]}")
     except BaseException:
         stop_local_service(service)
